@@ -1,0 +1,185 @@
+"""Opens a logdir outside TensorBoard (CLI, notebooks) as a data provider.
+
+TensorBoard's own loaders do the reading, as they would under `tensorboard
+--logdir`: its Rust data server when installed (it parses event files natively
+and fast: the CLI must analyse 100 runs in seconds), else its Python
+`EventMultiplexer`.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+import tempfile
+import time
+import types
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Optional
+
+from tb_stagnation.reader.errors import LogdirError
+from tb_stagnation.reader.provider_reader import ProviderReader, RunListing
+from tb_stagnation.reader.run_data import RunData
+from tb_stagnation.summary import metadata
+
+# Generous: the Rust server loads ~1M events/s; this bounds a hung start only.
+_DATA_SERVER_LOAD_TIMEOUT_S = 300.0
+_LOAD_FINISHED_MARKER = b"Finished load cycle"
+
+
+class LogdirSource:
+    """The logical runs of one opened logdir."""
+
+    def __init__(self, reader: ProviderReader) -> None:
+        self._reader = reader
+        self._listings: Optional[dict[str, RunListing]] = None
+
+    def listings(self) -> dict[str, RunListing]:
+        if self._listings is None:
+            self._listings = self._reader.list_runs()
+        return self._listings
+
+    def list_runs(self) -> list[str]:
+        """Logical run names, sorted."""
+        return sorted(self.listings())
+
+    def read_runs(self, names: list[str]) -> list[RunData]:
+        listings = self.listings()
+        return self._reader.read_runs([listings[name] for name in names])
+
+
+@contextmanager
+def open_logdir(logdir: str, use_data_server: Optional[bool] = None) -> Iterator[LogdirSource]:
+    """Yields a LogdirSource; raises LogdirError with a one-line reason.
+
+    Args:
+        logdir: a local folder, or any path TensorBoard reads (gs://, s3://...).
+        use_data_server: True/False to force a loader; None picks the Rust data
+            server when it is installed.
+    """
+    _check_local_logdir(logdir)
+    binary = _data_server_binary() if use_data_server in (None, True) else None
+    if use_data_server and binary is None:
+        raise LogdirError("TensorBoard's data server (tensorboard-data-server) is not installed")
+    if binary is not None:
+        with _data_server_provider(binary, logdir) as provider:
+            yield LogdirSource(ProviderReader(provider))
+    else:
+        yield LogdirSource(ProviderReader(_python_provider(logdir)))
+
+
+def _is_remote(logdir: str) -> bool:
+    return "://" in logdir
+
+
+def _check_local_logdir(logdir: str) -> None:
+    if _is_remote(logdir):
+        return
+    if not os.path.exists(logdir):
+        raise LogdirError(f"{logdir}: no such directory")
+    if not os.path.isdir(logdir):
+        raise LogdirError(f"{logdir}: not a directory")
+    if not os.access(logdir, os.R_OK | os.X_OK):
+        raise LogdirError(f"{logdir}: permission denied")
+
+
+def _data_server_binary():
+    try:
+        from tensorboard.data import server_ingester
+
+        return server_ingester.get_server_binary()
+    except Exception:  # noqa: BLE001 - any failure means "not available"
+        return None
+
+
+@contextmanager
+def _data_server_provider(binary, logdir: str):
+    from tensorboard.data import grpc_provider
+
+    import grpc
+
+    with tempfile.TemporaryDirectory(prefix="tb_stagnation_") as tmp:
+        port_file = os.path.join(tmp, "port")
+        error_file = os.path.join(tmp, "error")
+        process = subprocess.Popen(
+            [
+                binary.path,
+                f"--logdir={os.path.expanduser(logdir)}",
+                "--reload=once",
+                f"--samples-per-plugin={metadata.PLUGIN_NAME}=all,scalars=all",
+                "--port=0",
+                f"--port-file={port_file}",
+                f"--error-file={error_file}",
+                "--die-after-stdin",
+                "--verbose",
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        channel = None
+        try:
+            _wait_for_load(process, error_file)
+            with open(port_file, encoding="ascii") as port_text:
+                port = int(port_text.read().strip())
+            channel = grpc.insecure_channel(
+                f"localhost:{port}",
+                options=[("grpc.max_receive_message_length", 1 << 30)],
+            )
+            yield grpc_provider.GrpcDataProvider(
+                f"localhost:{port}", grpc_provider.make_stub(channel)
+            )
+        finally:
+            if channel is not None:
+                channel.close()
+            process.stdin.close()  # --die-after-stdin: the server exits
+            try:
+                process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+            process.stderr.close()
+
+
+def _wait_for_load(process: subprocess.Popen, error_file: str) -> None:
+    """Block until the server finished its one load cycle."""
+    deadline = time.monotonic() + _DATA_SERVER_LOAD_TIMEOUT_S
+    buffered = b""
+    stderr = process.stderr
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([stderr], [], [], 0.5)
+        if ready:
+            chunk = os.read(stderr.fileno(), 65536)
+            buffered = (buffered + chunk)[-4096:]
+            if _LOAD_FINISHED_MARKER in buffered:
+                return
+            if chunk:
+                continue
+        if process.poll() is not None:
+            reason = ""
+            if os.path.exists(error_file):
+                with open(error_file, encoding="utf-8", errors="replace") as error_text:
+                    reason = error_text.read().strip()
+            raise LogdirError(reason or f"TensorBoard's data server exited ({process.returncode})")
+    raise LogdirError("TensorBoard's data server did not finish loading in time")
+
+
+def _python_provider(logdir: str):
+    if not _is_remote(logdir) and "tensorflow" not in sys.modules:
+        # TensorBoard's compat layer imports TensorFlow (2-3 s, 500 MB) when it
+        # can; its pure-Python stub reads local files just as well. A registered
+        # `tensorboard.compat.notf` module is TensorBoard's own switch for that.
+        sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("notf"))
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
+
+    multiplexer = plugin_event_multiplexer.EventMultiplexer(
+        tensor_size_guidance={metadata.PLUGIN_NAME: 0, "scalars": 0},
+        size_guidance={"tensors": 0, "scalars": 0},
+    )
+    try:
+        multiplexer.AddRunsFromDirectory(logdir)
+        multiplexer.Reload()
+    except Exception as error:  # noqa: BLE001 - a filesystem error of any kind
+        raise LogdirError(f"{logdir}: {error}") from None
+    return data_provider.MultiplexerDataProvider(multiplexer, logdir)

@@ -1,0 +1,351 @@
+"""Reads logical runs out of any TensorBoard `DataProvider` into `RunData`.
+
+The plugin hands it `context.data_provider`; the CLI hands it the provider of
+the logdir it opened. Going through the provider (never the event files) is
+what makes the Rust data server, remote logdirs and TensorBoard's reloads work.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+from tensorboard import context as tb_context
+from tensorboard.data import provider as tb_provider
+
+from tb_stagnation.reader import run_names
+from tb_stagnation.reader.errors import UnknownRunError
+from tb_stagnation.reader.run_data import SOURCE_CALLBACK, SOURCE_KERAS, RunData
+from tb_stagnation.summary import metadata, tags
+
+# TensorBoard's built-in scalars plugin: what keras.callbacks.TensorBoard writes.
+_KERAS_PLUGIN = "scalars"
+# Ask for every point. The provider's own retention (samples_per_plugin, which
+# our TBLoader sets to "all" for this plugin) is the only limit.
+_ALL_POINTS = 1 << 30
+
+_KNOWN_SCALAR_PREFIXES = (
+    tags.LOGS_PREFIX,
+    "optimizer/",
+    "gradients/",
+    "weights/",
+    "updates/",
+    "predictions/",
+    "inputs/",
+    "batches/",
+    "labels/",
+)
+_KNOWN_TENSOR_TAGS = frozenset(tags.LAYER_STATS) | {tags.LABEL_CLASS_COUNTS, tags.MODEL_CARD}
+
+
+@dataclass(frozen=True)
+class RunListing:
+    """What is cheap to know about a logical run: enough to list it and to
+    tell whether it changed since it was last analysed."""
+
+    name: str
+    source: str
+    max_step: int
+    updated: float
+    members: Mapping[str, str]
+
+    @property
+    def fingerprint(self) -> tuple:
+        return (self.source, self.max_step, self.updated)
+
+
+class ProviderReader:
+    """Lists and reads logical runs through one data provider."""
+
+    def __init__(
+        self,
+        data_provider: tb_provider.DataProvider,
+        ctx: Optional[tb_context.RequestContext] = None,
+        experiment_id: str = "",
+    ) -> None:
+        self._provider = data_provider
+        self._ctx = ctx or tb_context.RequestContext()
+        self._experiment_id = experiment_id
+
+    # -- listing --------------------------------------------------------------
+
+    def list_runs(self) -> dict[str, RunListing]:
+        """Every logical run with our data or Keras's epoch scalars."""
+        ours = self._list_scalars(metadata.PLUGIN_NAME)
+        keras = self._list_scalars(_KERAS_PLUGIN)
+        grouped = run_names.group_runs(list(ours) + list(keras))
+        listings = {}
+        for name, logical in grouped.items():
+            stagnation_run = logical.member(run_names.ROLE_STAGNATION)
+            if stagnation_run is not None and ours.get(stagnation_run):
+                series = list(ours[stagnation_run].values())
+                source = SOURCE_CALLBACK
+            else:
+                series = [
+                    ts
+                    for role in (run_names.ROLE_TRAIN, run_names.ROLE_VALIDATION)
+                    for tag, ts in keras.get(logical.member(role) or "", {}).items()
+                    if tag.startswith(tags.KERAS_EPOCH_PREFIX)
+                ]
+                if not series:
+                    continue
+                source = SOURCE_KERAS
+            listings[name] = RunListing(
+                name=name,
+                source=source,
+                max_step=max(ts.max_step for ts in series),
+                updated=max(ts.max_wall_time for ts in series),
+                members=dict(logical.members),
+            )
+        return listings
+
+    # -- reading --------------------------------------------------------------
+
+    def read_run(self, name: str) -> RunData:
+        """One logical run; raises UnknownRunError when the logdir lacks it."""
+        listings = self.list_runs()
+        if name not in listings:
+            raise UnknownRunError(name)
+        return self.read_runs([listings[name]])[0]
+
+    def read_runs(self, listings: Iterable[RunListing]) -> list[RunData]:
+        """Several runs, with one provider call per data kind for all of them."""
+        listings = list(listings)
+        callback_runs = [
+            listing.members[run_names.ROLE_STAGNATION]
+            for listing in listings
+            if listing.source == SOURCE_CALLBACK
+        ]
+        keras_runs = [
+            member
+            for listing in listings
+            if listing.source == SOURCE_KERAS
+            for role, member in listing.members.items()
+            if role != run_names.ROLE_STAGNATION
+        ]
+        our_scalars, our_tensors, our_contents = {}, {}, {}
+        if callback_runs:
+            our_contents = self._plugin_contents(callback_runs)
+            our_scalars = self._read_scalars(metadata.PLUGIN_NAME, callback_runs)
+            our_tensors = self._read_tensors(metadata.PLUGIN_NAME, callback_runs)
+        keras_scalars = self._read_scalars(_KERAS_PLUGIN, keras_runs) if keras_runs else {}
+
+        runs = []
+        for listing in listings:
+            if listing.source == SOURCE_CALLBACK:
+                member = listing.members[run_names.ROLE_STAGNATION]
+                runs.append(
+                    _callback_run_data(
+                        listing,
+                        our_scalars.get(member, {}),
+                        our_tensors.get(member, {}),
+                        our_contents.get(member, {}),
+                    )
+                )
+            else:
+                runs.append(_keras_run_data(listing, keras_scalars))
+        return runs
+
+    # -- provider calls -------------------------------------------------------
+
+    def _list_scalars(self, plugin_name: str) -> Mapping[str, Mapping[str, Any]]:
+        return self._provider.list_scalars(
+            self._ctx, experiment_id=self._experiment_id, plugin_name=plugin_name
+        )
+
+    def _plugin_contents(self, runs: list[str]) -> dict[str, dict[str, bytes]]:
+        run_filter = tb_provider.RunTagFilter(runs=runs)
+        contents: dict[str, dict[str, bytes]] = {}
+        for listing in (
+            self._provider.list_scalars(
+                self._ctx,
+                experiment_id=self._experiment_id,
+                plugin_name=metadata.PLUGIN_NAME,
+                run_tag_filter=run_filter,
+            ),
+            self._provider.list_tensors(
+                self._ctx,
+                experiment_id=self._experiment_id,
+                plugin_name=metadata.PLUGIN_NAME,
+                run_tag_filter=run_filter,
+            ),
+        ):
+            for run, by_tag in listing.items():
+                for tag, ts in by_tag.items():
+                    contents.setdefault(run, {})[tag] = ts.plugin_content
+        return contents
+
+    def _read_scalars(self, plugin_name: str, runs: list[str]) -> Mapping[str, Mapping[str, list]]:
+        return self._provider.read_scalars(
+            self._ctx,
+            experiment_id=self._experiment_id,
+            plugin_name=plugin_name,
+            downsample=_ALL_POINTS,
+            run_tag_filter=tb_provider.RunTagFilter(runs=runs),
+        )
+
+    def _read_tensors(self, plugin_name: str, runs: list[str]) -> Mapping[str, Mapping[str, list]]:
+        return self._provider.read_tensors(
+            self._ctx,
+            experiment_id=self._experiment_id,
+            plugin_name=plugin_name,
+            downsample=_ALL_POINTS,
+            run_tag_filter=tb_provider.RunTagFilter(runs=runs),
+        )
+
+
+# -- assembling RunData -------------------------------------------------------
+
+
+def _callback_run_data(
+    listing: RunListing,
+    scalars: Mapping[str, list],
+    tensors: Mapping[str, list],
+    contents: Mapping[str, bytes],
+) -> RunData:
+    notes: list[str] = []
+    usable = _usable_tags(contents, notes)
+    epoch_scalars = {
+        tag: points
+        for tag, points in scalars.items()
+        if tag in usable and not tag.startswith(tags.BATCH_PREFIX)
+    }
+    layer_tensors = {tag: tensors[tag] for tag in tags.LAYER_STATS if tag in tensors and tag in usable}
+    class_points = tensors.get(tags.LABEL_CLASS_COUNTS) if tags.LABEL_CLASS_COUNTS in usable else None
+
+    steps = {point.step for points in epoch_scalars.values() for point in points}
+    for points in layer_tensors.values():
+        steps.update(point.step for point in points)
+    epochs = np.array(sorted(steps), dtype=np.int64)
+    index = {int(step): i for i, step in enumerate(epochs)}
+
+    run = RunData(
+        name=listing.name,
+        source=SOURCE_CALLBACK,
+        epochs=epochs,
+        scalars={tag: _align_scalars(points, index) for tag, points in epoch_scalars.items()},
+        layer_stats={tag: _align_vectors(points, index) for tag, points in layer_tensors.items()},
+        class_counts=_align_vectors(class_points, index) if class_points else None,
+        model_card=_newest_model_card(tensors.get(tags.MODEL_CARD), notes)
+        if tags.MODEL_CARD in usable
+        else None,
+        updated=listing.updated,
+        notes=notes,
+    )
+    run.layer_names = _layer_names(run, notes)
+    return run
+
+
+def _keras_run_data(listing: RunListing, keras_scalars: Mapping[str, Mapping[str, list]]) -> RunData:
+    by_tag: dict[str, list] = {}
+    for role, prefix in ((run_names.ROLE_TRAIN, ""), (run_names.ROLE_VALIDATION, "val_")):
+        member = listing.members.get(role)
+        for keras_tag, points in keras_scalars.get(member or "", {}).items():
+            if not keras_tag.startswith(tags.KERAS_EPOCH_PREFIX):
+                continue
+            if keras_tag == tags.KERAS_LEARNING_RATE:
+                by_tag.setdefault(tags.LEARNING_RATE, points)
+                continue
+            key = keras_tag[len(tags.KERAS_EPOCH_PREFIX) :]
+            by_tag[tags.logs_tag(prefix + key)] = points
+    steps = sorted({point.step for points in by_tag.values() for point in points})
+    index = {int(step): i for i, step in enumerate(steps)}
+    return RunData(
+        name=listing.name,
+        source=SOURCE_KERAS,
+        epochs=np.array(steps, dtype=np.int64),
+        scalars={tag: _align_scalars(points, index) for tag, points in by_tag.items()},
+        updated=listing.updated,
+    )
+
+
+def _usable_tags(contents: Mapping[str, bytes], notes: list[str]) -> set[str]:
+    """Tags whose metadata we understand; the rest are named in a note."""
+    usable, malformed, unknown = set(), [], []
+    newest_version = metadata.FORMAT_VERSION
+    for tag, content in contents.items():
+        try:
+            parsed = metadata.parse_plugin_content(content)
+        except ValueError:
+            malformed.append(tag)
+            continue
+        newest_version = max(newest_version, parsed.version)
+        known = tag in _KNOWN_TENSOR_TAGS or tag.startswith(_KNOWN_SCALAR_PREFIXES)
+        if known or tag.startswith(tags.BATCH_PREFIX):
+            usable.add(tag)
+        else:
+            unknown.append(tag)
+    if newest_version > metadata.FORMAT_VERSION:
+        notes.append(
+            f"Written by a newer tb_stagnation (format version {newest_version}; this reader "
+            f"knows {metadata.FORMAT_VERSION}): known fields were used"
+            + (f", these were ignored: {', '.join(sorted(unknown))}." if unknown else ".")
+        )
+    elif unknown:
+        notes.append(f"Ignored tags this version does not know: {', '.join(sorted(unknown))}.")
+    if malformed:
+        notes.append(f"Ignored tags with unreadable metadata: {', '.join(sorted(malformed))}.")
+    return usable
+
+
+def _align_scalars(points: list, index: Mapping[int, int]) -> np.ndarray:
+    values = np.full(len(index), np.nan)
+    for point in points:  # sorted by step; a later duplicate step wins
+        position = index.get(int(point.step))
+        if position is not None:
+            values[position] = float(point.value)
+    return values
+
+
+def _align_vectors(points: list, index: Mapping[int, int]) -> np.ndarray:
+    vectors = {}
+    for point in points:
+        position = index.get(int(point.step))
+        if position is not None:
+            try:
+                vectors[position] = np.asarray(point.numpy, dtype=np.float64).reshape(-1)
+            except (TypeError, ValueError):
+                continue  # a foreign or corrupt tensor: that epoch stays NaN
+    width = max((len(vector) for vector in vectors.values()), default=0)
+    matrix = np.full((len(index), width), np.nan)
+    for position, vector in vectors.items():
+        matrix[position, : len(vector)] = vector
+    return matrix
+
+
+def _newest_model_card(points: Optional[list], notes: list[str]) -> Optional[dict[str, Any]]:
+    if not points:
+        return None
+    newest = max(points, key=lambda point: (point.step, point.wall_time))
+    try:
+        raw = np.asarray(newest.numpy).reshape(-1)[0]
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+        card = json.loads(text)
+    except (IndexError, UnicodeDecodeError, ValueError):
+        notes.append("The model card is unreadable; static checks were skipped.")
+        return None
+    if not isinstance(card, dict):
+        notes.append("The model card is not a JSON object; static checks were skipped.")
+        return None
+    return card
+
+
+def _layer_names(run: RunData, notes: list[str]) -> list[str]:
+    width = max((matrix.shape[1] for matrix in run.layer_stats.values()), default=0)
+    card_layers = (run.model_card or {}).get("layers")
+    names = []
+    if isinstance(card_layers, list):
+        for layer in card_layers:
+            name = layer.get("name") if isinstance(layer, dict) else None
+            names.append(str(name) if name is not None else f"layer_{len(names)}")
+    if width and len(names) != width:
+        if names:
+            notes.append(
+                f"The model card names {len(names)} layers but the statistics have {width}; "
+                "layers are shown by position."
+            )
+        names = [f"layer_{i}" for i in range(width)]
+    return names

@@ -1,0 +1,60 @@
+"""`RunData`: one logical run, as the analysis sees it.
+
+The reader fills it from TensorBoard's data provider; the analysis reads only
+this, so it never touches TensorBoard and is testable on plain arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+SOURCE_CALLBACK = "callback"
+SOURCE_KERAS = "keras"
+
+
+@dataclass
+class RunData:
+    """Everything known about one logical run, aligned on `epochs`.
+
+    Attributes:
+        name: the logical run name (the `log_dir` relative to the logdir).
+        source: "callback" when StagnationCallback data exists, else "keras".
+        epochs: sorted epoch steps, int64, shape [E].
+        scalars: tag (from `summary.tags`, e.g. "logs/loss") -> float64 [E],
+            NaN where that epoch has no value. Plain-Keras runs are mapped to the
+            same tags (`epoch_loss` in train/ -> "logs/loss", in validation/ ->
+            "logs/val_loss", `epoch_learning_rate` -> "optimizer/learning_rate").
+        layer_names: layers in model-card order (input to output).
+        layer_stats: `layers/*` tag -> float64 [E, L], NaN where missing.
+        class_counts: float64 [E, K] label histogram per epoch, or None.
+        model_card: the newest model card (FORMAT.md), or None.
+        updated: wall time (s) of the newest value in the run, 0 if none.
+        notes: things a reader of the report should know (skipped data, newer
+            format versions, truncated files).
+    """
+
+    name: str
+    source: str
+    epochs: np.ndarray
+    scalars: dict[str, np.ndarray] = field(default_factory=dict)
+    layer_names: list[str] = field(default_factory=list)
+    layer_stats: dict[str, np.ndarray] = field(default_factory=dict)
+    class_counts: Optional[np.ndarray] = None
+    model_card: Optional[dict[str, Any]] = None
+    updated: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def num_epochs(self) -> int:
+        return int(self.epochs.shape[0])
+
+    def scalar(self, tag: str) -> Optional[np.ndarray]:
+        """The series of `tag`, or None when the run never logged it."""
+        return self.scalars.get(tag)
+
+    def layer_stat(self, tag: str) -> Optional[np.ndarray]:
+        """The [E, L] matrix of a `layers/*` tag, or None when never logged."""
+        return self.layer_stats.get(tag)

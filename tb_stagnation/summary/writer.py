@@ -1,0 +1,117 @@
+"""Writes the summary format into event files, with no TensorFlow.
+
+The callback uses it, and so do the tests and benchmarks that need large
+logdirs fast. It wraps TensorBoard's own `EventFileWriter` (the writer that
+PyTorch's SummaryWriter uses too), so the files are read by TensorBoard's
+Python and Rust loaders alike, locally or on any filesystem `tf.io.gfile` knows.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
+from tensorboard.util import tensor_util
+
+from tb_stagnation.summary import metadata, tags
+
+_FILENAME_SUFFIX = ".stagnation.v1"
+
+
+class SummaryWriter:
+    """Appends epochs of stagnation data to one event file in `run_dir`.
+
+    Values of one step go into one event: an epoch is one record, so a reader
+    never sees half of it, and a killed process loses at most the epoch being
+    written.
+    """
+
+    def __init__(self, run_dir: str, flush_secs: float = 30.0) -> None:
+        self._writer = EventFileWriter(
+            run_dir, flush_secs=flush_secs, filename_suffix=_FILENAME_SUFFIX
+        )
+        self._tags_with_metadata: set[str] = set()
+
+    @property
+    def run_dir(self) -> str:
+        return self._writer.get_logdir()
+
+    def write_step(
+        self,
+        step: int,
+        scalars: Mapping[str, float] | None = None,
+        layer_stats: Mapping[str, Any] | None = None,
+        class_counts: Any | None = None,
+        wall_time: float | None = None,
+    ) -> None:
+        """Write one step (an epoch, or a batch for `batch/` tags).
+
+        `scalars` become rank-0 float32 (what the Rust data server keeps);
+        `layer_stats` maps a `layers/` tag to a vector with one entry per layer.
+        Non-finite values are written as they are: NaN is evidence.
+        """
+        values = []
+        for tag, value in (scalars or {}).items():
+            values.append(
+                self._value(tag, metadata.KIND_SCALAR, np.float32(value))
+            )
+        for tag, vector in (layer_stats or {}).items():
+            values.append(
+                self._value(
+                    tag,
+                    metadata.KIND_LAYER_STAT,
+                    np.asarray(vector, dtype=np.float32).reshape(-1),
+                )
+            )
+        if class_counts is not None:
+            values.append(
+                self._value(
+                    tags.LABEL_CLASS_COUNTS,
+                    metadata.KIND_CLASS_COUNTS,
+                    np.asarray(class_counts, dtype=np.float32).reshape(-1),
+                )
+            )
+        if values:
+            self._add(step, values, wall_time)
+
+    def write_model_card(
+        self, step: int, card: Mapping[str, Any], wall_time: float | None = None
+    ) -> None:
+        """Write the model card (a JSON object, FORMAT.md) at `step`."""
+        text = json.dumps(card, ensure_ascii=False, allow_nan=False, default=str)
+        value = self._value(
+            tags.MODEL_CARD,
+            metadata.KIND_MODEL_CARD,
+            np.array(text.encode("utf-8"), dtype=object),
+        )
+        self._add(step, [value], wall_time)
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def _value(self, tag: str, kind: str, array: np.ndarray) -> summary_pb2.Summary.Value:
+        value = summary_pb2.Summary.Value(
+            tag=tag, tensor=tensor_util.make_tensor_proto(array)
+        )
+        # Metadata only matters on a tag's first value in a file; TensorBoard's
+        # loaders keep the first one they see.
+        if tag not in self._tags_with_metadata:
+            value.metadata.CopyFrom(metadata.create_summary_metadata(kind))
+            self._tags_with_metadata.add(tag)
+        return value
+
+    def _add(self, step: int, values: list, wall_time: float | None) -> None:
+        event = event_pb2.Event(
+            step=int(step),
+            wall_time=time.time() if wall_time is None else wall_time,
+            summary=summary_pb2.Summary(value=values),
+        )
+        self._writer.add_event(event)
