@@ -1,0 +1,146 @@
+"""The reader: logical runs out of TensorBoard's data loading, both loaders."""
+
+import glob
+import json
+import os
+
+import numpy as np
+import pytest
+from tensorboard.compat.proto import summary_pb2
+
+from tb_stagnation.reader.errors import LogdirError
+from tb_stagnation.reader.logdir import open_logdir
+from tb_stagnation.summary import metadata, tags
+from tb_stagnation.summary.writer import SummaryWriter
+
+LOADERS = [pytest.param(True, id="rust_data_server"), pytest.param(False, id="python_multiplexer")]
+HOSTILE = "<img src=x onerror=alert(1)> ünï 🙂"
+
+
+def write_run(run_dir, epochs=4, layers=("dense", HOSTILE), start=0):
+    writer = SummaryWriter(os.path.join(run_dir, tags.RUN_SUBDIR))
+    writer.write_model_card(start, {"layers": [{"name": name} for name in layers]})
+    for epoch in range(start, start + epochs):
+        writer.write_step(
+            epoch,
+            scalars={tags.logs_tag("loss"): 1.0 / (epoch + 1), tags.logs_tag("val_loss"): np.nan},
+            layer_stats={tags.LAYER_GRAD_NORM: [epoch, 2.0 * epoch][: len(layers)]},
+            class_counts=[3, 1],
+        )
+    writer.close()
+
+
+def read_all(logdir, use_data_server):
+    with open_logdir(str(logdir), use_data_server=use_data_server) as source:
+        return {run.name: run for run in source.read_runs(source.list_runs())}
+
+
+@pytest.mark.parametrize("use_data_server", LOADERS)
+def test_reads_callback_runs_aligned_on_epochs(tmp_path, use_data_server):
+    write_run(tmp_path / "a")
+    write_run(tmp_path / "nested" / HOSTILE)
+    runs = read_all(tmp_path, use_data_server)
+    assert set(runs) == {"a", f"nested/{HOSTILE}"}
+    run = runs["a"]
+    assert run.source == "callback"
+    assert run.epochs.tolist() == [0, 1, 2, 3]
+    np.testing.assert_allclose(run.scalar("logs/loss"), [1, 1 / 2, 1 / 3, 1 / 4], rtol=1e-6)
+    assert np.isnan(run.scalar("logs/val_loss")).all()  # NaN is kept, not dropped
+    assert run.layer_names == ["dense", HOSTILE]
+    assert run.layer_stat(tags.LAYER_GRAD_NORM).tolist() == [[0, 0], [1, 2], [2, 4], [3, 6]]
+    assert run.class_counts.tolist() == [[3, 1]] * 4
+    assert run.updated > 0 and run.notes == []
+
+
+@pytest.mark.parametrize("use_data_server", LOADERS)
+def test_logdir_itself_is_a_run(tmp_path, use_data_server):
+    write_run(tmp_path)
+    assert list(read_all(tmp_path, use_data_server)) == ["."]
+
+
+@pytest.mark.parametrize("use_data_server", LOADERS)
+def test_plain_keras_runs_are_mapped_to_our_tags(tmp_path, use_data_server):
+    import keras
+
+    x = np.random.default_rng(0).normal(size=(64, 3)).astype("float32")
+    y = (x[:, 0] > 0).astype("float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile("sgd", "binary_crossentropy", metrics=["accuracy"])
+    model.fit(x, y, epochs=3, validation_data=(x, y), verbose=0,
+              callbacks=[keras.callbacks.TensorBoard(log_dir=str(tmp_path / "k"))])
+    run = read_all(tmp_path, use_data_server)["k"]
+    assert run.source == "keras"
+    assert run.epochs.tolist() == [0, 1, 2]
+    for tag in ("logs/loss", "logs/accuracy", "logs/val_loss", "logs/val_accuracy",
+                tags.LEARNING_RATE):
+        assert np.isfinite(run.scalar(tag)).all(), tag
+    assert run.layer_stats == {} and run.model_card is None
+
+
+@pytest.mark.parametrize("use_data_server", LOADERS)
+def test_callback_data_wins_over_keras_data_in_one_log_dir(tmp_path, use_data_server):
+    write_run(tmp_path / "both")
+    keras_dir = tmp_path / "both" / "train"
+    writer = SummaryWriter(str(keras_dir))  # stands in for Keras's writer: any scalars
+    writer.write_step(0, scalars={"epoch_loss": 1.0})
+    writer.close()
+    runs = read_all(tmp_path, use_data_server)
+    assert list(runs) == ["both"] and runs["both"].source == "callback"
+
+
+@pytest.mark.parametrize("use_data_server", LOADERS)
+def test_truncated_event_file_keeps_complete_epochs(tmp_path, use_data_server):
+    write_run(tmp_path / "cut", epochs=5)
+    (path,) = glob.glob(str(tmp_path / "cut" / "stagnation" / "*tfevents*"))
+    with open(path, "r+b") as events:
+        events.truncate(os.path.getsize(path) - 7)  # the last epoch, half written
+    run = read_all(tmp_path, use_data_server)["cut"]
+    assert run.epochs.tolist() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("use_data_server", LOADERS)
+def test_newer_format_version_is_read_with_a_note(tmp_path, use_data_server, monkeypatch):
+    newer = json.dumps({"version": metadata.FORMAT_VERSION + 1, "kind": "scalar"}).encode()
+
+    def newer_metadata(kind):
+        return summary_pb2.SummaryMetadata(
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(
+                plugin_name=metadata.PLUGIN_NAME, content=newer),
+            data_class=summary_pb2.DATA_CLASS_SCALAR)
+
+    monkeypatch.setattr(metadata, "create_summary_metadata", newer_metadata)
+    writer = SummaryWriter(str(tmp_path / "future" / "stagnation"))
+    writer.write_step(0, scalars={"logs/loss": 1.0, "future/thing": 2.0})
+    writer.close()
+    run = read_all(tmp_path, use_data_server)["future"]
+    assert run.scalar("logs/loss").tolist() == [1.0]
+    assert "future/thing" not in run.scalars
+    assert any("newer" in note and "future/thing" in note for note in run.notes)
+
+
+@pytest.mark.parametrize("use_data_server", LOADERS)
+def test_layer_count_mismatch_falls_back_to_positions(tmp_path, use_data_server):
+    write_run(tmp_path / "m", layers=("only_one",))
+    writer = SummaryWriter(str(tmp_path / "m" / "stagnation"))
+    writer.write_step(9, layer_stats={tags.LAYER_GRAD_NORM: [1.0, 2.0, 3.0]})
+    writer.close()
+    run = read_all(tmp_path, use_data_server)["m"]
+    assert run.layer_names == ["layer_0", "layer_1", "layer_2"]
+    assert any("layers" in note for note in run.notes)
+
+
+def test_unreadable_logdirs_give_one_line_reasons(tmp_path):
+    with pytest.raises(LogdirError, match="no such directory"):
+        with open_logdir(str(tmp_path / "missing")):
+            pass
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(LogdirError, match="not a directory"):
+        with open_logdir(str(tmp_path / "file")):
+            pass
+
+
+@pytest.mark.parametrize("use_data_server", LOADERS)
+def test_empty_and_garbage_logdirs_have_no_runs(tmp_path, use_data_server):
+    (tmp_path / "junk" / "stagnation").mkdir(parents=True)
+    (tmp_path / "junk" / "stagnation" / "events.out.tfevents.1.x").write_bytes(b"\x00garbage" * 50)
+    assert read_all(tmp_path, use_data_server) == {}
