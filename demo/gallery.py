@@ -63,8 +63,14 @@ def _standardize(train_x, val_x):
     return (train_x - mean) / std, (val_x - mean) / std
 
 
-def _mlp(inputs: int, outputs: int, activation: str = "relu", depth: int = 2, width: int = 64,
-         output_activation: str = "softmax"):
+def _mlp(
+    inputs: int,
+    outputs: int,
+    activation: str = "relu",
+    depth: int = 2,
+    width: int = 64,
+    output_activation: str = "softmax",
+):
     import keras
 
     layers = [keras.Input((inputs,))]
@@ -73,8 +79,9 @@ def _mlp(inputs: int, outputs: int, activation: str = "relu", depth: int = 2, wi
     return keras.Sequential(layers)
 
 
-def _fit(model, log_dir, train, val, loss, optimizer, epochs=EPOCHS, callbacks=(),
-         steps_per_epoch=None):
+def _fit(
+    model, log_dir, train, val, loss, optimizer, epochs=EPOCHS, callbacks=(), steps_per_epoch=None
+):
     """Compile and fit with both Keras's TensorBoard callback and ours, the
     way a user would. `train` is (x, y) arrays or a tf.data pipeline."""
     import keras
@@ -106,8 +113,14 @@ def healthy(log_dir):
     import keras
 
     train, val = _digits()
-    _fit(_mlp(64, 10), log_dir, train, val, "sparse_categorical_crossentropy",
-         keras.optimizers.Adam(1e-3))
+    _fit(
+        _mlp(64, 10),
+        log_dir,
+        train,
+        val,
+        "sparse_categorical_crossentropy",
+        keras.optimizers.Adam(1e-3),
+    )
 
 
 def converges_then_plateaus(log_dir):
@@ -115,8 +128,15 @@ def converges_then_plateaus(log_dir):
 
     (tx, ty), (vx, vy) = _breast_cancer()
     tx, vx = _standardize(tx, vx)
-    _fit(_mlp(30, 1, output_activation="sigmoid"), log_dir, (tx, ty), (vx, vy),
-         "binary_crossentropy", keras.optimizers.Adam(1e-2), epochs=20)
+    _fit(
+        _mlp(30, 1, output_activation="sigmoid"),
+        log_dir,
+        (tx, ty),
+        (vx, vy),
+        "binary_crossentropy",
+        keras.optimizers.Adam(1e-2),
+        epochs=20,
+    )
 
 
 def unscaled_inputs(log_dir):
@@ -125,16 +145,28 @@ def unscaled_inputs(log_dir):
     (tx, ty), (vx, vy) = _breast_cancer()
     scale = 1e7  # raw measurements reach 4e3: now ~1e10, as in the classic blog post
     model = keras.Sequential([keras.Input((30,)), keras.layers.Dense(1, activation="sigmoid")])
-    _fit(model, log_dir, (tx * scale, ty), (vx * scale, vy), "binary_crossentropy",
-         keras.optimizers.SGD(1e-2))
+    _fit(
+        model,
+        log_dir,
+        (tx * scale, ty),
+        (vx * scale, vy),
+        "binary_crossentropy",
+        keras.optimizers.SGD(1e-2),
+    )
 
 
 def deep_sigmoid_stack(log_dir):
     import keras
 
     train, val = _digits()
-    _fit(_mlp(64, 10, activation="sigmoid", depth=10, width=32), log_dir, train, val,
-         "sparse_categorical_crossentropy", keras.optimizers.SGD(1e-2))
+    _fit(
+        _mlp(64, 10, activation="sigmoid", depth=10, width=32),
+        log_dir,
+        train,
+        val,
+        "sparse_categorical_crossentropy",
+        keras.optimizers.SGD(1e-2),
+    )
 
 
 def wrong_loss_for_softmax(log_dir):
@@ -142,24 +174,42 @@ def wrong_loss_for_softmax(log_dir):
 
     (tx, ty), (vx, vy) = _digits()
     one_hot = np.eye(10, dtype="float32")
-    _fit(_mlp(64, 10), log_dir, (tx, one_hot[ty]), (vx, one_hot[vy]), "binary_crossentropy",
-         keras.optimizers.Adam(1e-3))
+    _fit(
+        _mlp(64, 10),
+        log_dir,
+        (tx, one_hot[ty]),
+        (vx, one_hot[vy]),
+        "binary_crossentropy",
+        keras.optimizers.Adam(1e-3),
+    )
 
 
 def learning_rate_too_small(log_dir):
     import keras
 
     train, val = _digits()
-    _fit(_mlp(64, 10), log_dir, train, val, "sparse_categorical_crossentropy",
-         keras.optimizers.SGD(1e-7))
+    _fit(
+        _mlp(64, 10),
+        log_dir,
+        train,
+        val,
+        "sparse_categorical_crossentropy",
+        keras.optimizers.SGD(1e-7),
+    )
 
 
 def learning_rate_too_large(log_dir):
     import keras
 
     train, val = _digits()
-    _fit(_mlp(64, 10), log_dir, train, val, "sparse_categorical_crossentropy",
-         keras.optimizers.SGD(50.0))
+    _fit(
+        _mlp(64, 10),
+        log_dir,
+        train,
+        val,
+        "sparse_categorical_crossentropy",
+        keras.optimizers.SGD(50.0),
+    )
 
 
 def frozen_layers(log_dir):
@@ -169,24 +219,35 @@ def frozen_layers(log_dir):
     model = _mlp(64, 10)
     # The transfer-learning slip: freezing the whole model instead of its base.
     model.trainable = False
-    _fit(model, log_dir, train, val, "sparse_categorical_crossentropy",
-         keras.optimizers.Adam(1e-3))
+    _fit(model, log_dir, train, val, "sparse_categorical_crossentropy", keras.optimizers.Adam(1e-3))
 
 
 def labels_all_one_class(log_dir):
     import keras
 
     (tx, ty), (vx, vy) = _digits()
-    _fit(_mlp(64, 10), log_dir, (tx, np.zeros_like(ty)), (vx, np.zeros_like(vy)),
-         "sparse_categorical_crossentropy", keras.optimizers.Adam(1e-3))
+    _fit(
+        _mlp(64, 10),
+        log_dir,
+        (tx, np.zeros_like(ty)),
+        (vx, np.zeros_like(vy)),
+        "sparse_categorical_crossentropy",
+        keras.optimizers.Adam(1e-3),
+    )
 
 
 def inputs_all_constant(log_dir):
     import keras
 
     (tx, ty), (vx, vy) = _digits()
-    _fit(_mlp(64, 10), log_dir, (np.full_like(tx, 0.5), ty), (np.full_like(vx, 0.5), vy),
-         "sparse_categorical_crossentropy", keras.optimizers.Adam(1e-3))
+    _fit(
+        _mlp(64, 10),
+        log_dir,
+        (np.full_like(tx, 0.5), ty),
+        (np.full_like(vx, 0.5), vy),
+        "sparse_categorical_crossentropy",
+        keras.optimizers.Adam(1e-3),
+    )
 
 
 def imbalanced_labels_no_signal(log_dir):
@@ -198,8 +259,14 @@ def imbalanced_labels_no_signal(log_dir):
     # 5% positives that no feature predicts: the model learns to say "no".
     ty = (rng.random(len(tx)) < 0.05).astype("float32")
     vy = (rng.random(len(vx)) < 0.05).astype("float32")
-    _fit(_mlp(30, 1, output_activation="sigmoid"), log_dir, (tx, ty), (vx, vy),
-         "binary_crossentropy", keras.optimizers.Adam(1e-3))
+    _fit(
+        _mlp(30, 1, output_activation="sigmoid"),
+        log_dir,
+        (tx, ty),
+        (vx, vy),
+        "binary_crossentropy",
+        keras.optimizers.Adam(1e-3),
+    )
 
 
 def pipeline_repeats_one_batch(log_dir):
@@ -209,8 +276,15 @@ def pipeline_repeats_one_batch(log_dir):
     (tx, ty), val = _digits()
     # A tf.data bug: `take(1)` before `repeat()` feeds the same 64 images forever.
     one_batch = tf.data.Dataset.from_tensor_slices((tx, ty)).batch(BATCH_SIZE).take(1).repeat()
-    _fit(_mlp(64, 10), log_dir, one_batch, val, "sparse_categorical_crossentropy",
-         keras.optimizers.Adam(1e-3), steps_per_epoch=len(tx) // BATCH_SIZE)
+    _fit(
+        _mlp(64, 10),
+        log_dir,
+        one_batch,
+        val,
+        "sparse_categorical_crossentropy",
+        keras.optimizers.Adam(1e-3),
+        steps_per_epoch=len(tx) // BATCH_SIZE,
+    )
 
 
 def schedule_kills_learning_rate(log_dir):
@@ -223,35 +297,79 @@ def schedule_kills_learning_rate(log_dir):
         # learning rate is 1e-12, and learning stops mid-run.
         return 5e-2 if epoch < 6 else 1e-12
 
-    _fit(_mlp(64, 10), log_dir, train, val, "sparse_categorical_crossentropy",
-         keras.optimizers.SGD(5e-2), epochs=20,
-         callbacks=[keras.callbacks.LearningRateScheduler(schedule)])
+    _fit(
+        _mlp(64, 10),
+        log_dir,
+        train,
+        val,
+        "sparse_categorical_crossentropy",
+        keras.optimizers.SGD(5e-2),
+        epochs=20,
+        callbacks=[keras.callbacks.LearningRateScheduler(schedule)],
+    )
 
 
 GALLERY: tuple[DemoRun, ...] = (
     DemoRun("healthy", "a small MLP on digits that learns", "healthy", healthy),
-    DemoRun("converges_then_plateaus", "learns in 5 epochs, then flat at a good loss", "healthy",
-            converges_then_plateaus),
-    DemoRun("unscaled_inputs", "features around 1e10 into a sigmoid, SGD", "unscaled_inputs",
-            unscaled_inputs),
-    DemoRun("deep_sigmoid_stack", "ten sigmoid layers: gradients vanish", "vanishing_gradients",
-            deep_sigmoid_stack),
-    DemoRun("wrong_loss_for_softmax", "binary_crossentropy on a 10-class softmax",
-            "loss_output_mismatch", wrong_loss_for_softmax),
-    DemoRun("learning_rate_too_small", "SGD with lr=1e-7", "learning_rate_too_small",
-            learning_rate_too_small),
-    DemoRun("learning_rate_too_large", "SGD with lr=50", "learning_rate_too_large",
-            learning_rate_too_large),
-    DemoRun("frozen_layers", "model.trainable = False before compile", "frozen_layers",
-            frozen_layers),
+    DemoRun(
+        "converges_then_plateaus",
+        "learns in 5 epochs, then flat at a good loss",
+        "healthy",
+        converges_then_plateaus,
+    ),
+    DemoRun(
+        "unscaled_inputs",
+        "features around 1e10 into a sigmoid, SGD",
+        "unscaled_inputs",
+        unscaled_inputs,
+    ),
+    DemoRun(
+        "deep_sigmoid_stack",
+        "ten sigmoid layers: gradients vanish",
+        "vanishing_gradients",
+        deep_sigmoid_stack,
+    ),
+    DemoRun(
+        "wrong_loss_for_softmax",
+        "binary_crossentropy on a 10-class softmax",
+        "loss_output_mismatch",
+        wrong_loss_for_softmax,
+    ),
+    DemoRun(
+        "learning_rate_too_small",
+        "SGD with lr=1e-7",
+        "learning_rate_too_small",
+        learning_rate_too_small,
+    ),
+    DemoRun(
+        "learning_rate_too_large",
+        "SGD with lr=50",
+        "learning_rate_too_large",
+        learning_rate_too_large,
+    ),
+    DemoRun(
+        "frozen_layers", "model.trainable = False before compile", "frozen_layers", frozen_layers
+    ),
     DemoRun("labels_all_one_class", "every label is 0", "constant_labels", labels_all_one_class),
     DemoRun("inputs_all_constant", "every pixel is 0.5", "constant_inputs", inputs_all_constant),
-    DemoRun("imbalanced_labels_no_signal", "5% positives no feature predicts", "class_imbalance",
-            imbalanced_labels_no_signal),
-    DemoRun("pipeline_repeats_one_batch", "take(1) before repeat(): one batch forever",
-            "repeated_batches", pipeline_repeats_one_batch),
-    DemoRun("schedule_kills_learning_rate", "the schedule sets lr=1e-12 at epoch 6",
-            "learning_rate_too_small", schedule_kills_learning_rate),
+    DemoRun(
+        "imbalanced_labels_no_signal",
+        "5% positives no feature predicts",
+        "class_imbalance",
+        imbalanced_labels_no_signal,
+    ),
+    DemoRun(
+        "pipeline_repeats_one_batch",
+        "take(1) before repeat(): one batch forever",
+        "repeated_batches",
+        pipeline_repeats_one_batch,
+    ),
+    DemoRun(
+        "schedule_kills_learning_rate",
+        "the schedule sets lr=1e-12 at epoch 6",
+        "learning_rate_too_small",
+        schedule_kills_learning_rate,
+    ),
 )
 
 

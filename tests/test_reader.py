@@ -66,13 +66,24 @@ def test_plain_keras_runs_are_mapped_to_our_tags(tmp_path, use_data_server):
     y = (x[:, 0] > 0).astype("float32")
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1, activation="sigmoid")])
     model.compile("sgd", "binary_crossentropy", metrics=["accuracy"])
-    model.fit(x, y, epochs=3, validation_data=(x, y), verbose=0,
-              callbacks=[keras.callbacks.TensorBoard(log_dir=str(tmp_path / "k"))])
+    model.fit(
+        x,
+        y,
+        epochs=3,
+        validation_data=(x, y),
+        verbose=0,
+        callbacks=[keras.callbacks.TensorBoard(log_dir=str(tmp_path / "k"))],
+    )
     run = read_all(tmp_path, use_data_server)["k"]
     assert run.source == "keras"
     assert run.epochs.tolist() == [0, 1, 2]
-    for tag in ("logs/loss", "logs/accuracy", "logs/val_loss", "logs/val_accuracy",
-                tags.LEARNING_RATE):
+    for tag in (
+        "logs/loss",
+        "logs/accuracy",
+        "logs/val_loss",
+        "logs/val_accuracy",
+        tags.LEARNING_RATE,
+    ):
         assert np.isfinite(run.scalar(tag)).all(), tag
     assert run.layer_stats == {} and run.model_card is None
 
@@ -105,8 +116,10 @@ def test_newer_format_version_is_read_with_a_note(tmp_path, use_data_server, mon
     def newer_metadata(kind):
         return summary_pb2.SummaryMetadata(
             plugin_data=summary_pb2.SummaryMetadata.PluginData(
-                plugin_name=metadata.PLUGIN_NAME, content=newer),
-            data_class=summary_pb2.DATA_CLASS_SCALAR)
+                plugin_name=metadata.PLUGIN_NAME, content=newer
+            ),
+            data_class=summary_pb2.DATA_CLASS_SCALAR,
+        )
 
     monkeypatch.setattr(metadata, "create_summary_metadata", newer_metadata)
     writer = SummaryWriter(str(tmp_path / "future" / "stagnation"))

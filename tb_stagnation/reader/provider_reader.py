@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 from tensorboard import context as tb_context
@@ -63,7 +63,7 @@ class ProviderReader:
     def __init__(
         self,
         data_provider: tb_provider.DataProvider,
-        ctx: Optional[tb_context.RequestContext] = None,
+        ctx: tb_context.RequestContext | None = None,
         experiment_id: str = "",
     ) -> None:
         self._provider = data_provider
@@ -213,8 +213,12 @@ def _callback_run_data(
         for tag, points in scalars.items()
         if tag in usable and not tag.startswith(tags.BATCH_PREFIX)
     }
-    layer_tensors = {tag: tensors[tag] for tag in tags.LAYER_STATS if tag in tensors and tag in usable}
-    class_points = tensors.get(tags.LABEL_CLASS_COUNTS) if tags.LABEL_CLASS_COUNTS in usable else None
+    layer_tensors = {
+        tag: tensors[tag] for tag in tags.LAYER_STATS if tag in tensors and tag in usable
+    }
+    class_points = (
+        tensors.get(tags.LABEL_CLASS_COUNTS) if tags.LABEL_CLASS_COUNTS in usable else None
+    )
 
     steps = {point.step for points in epoch_scalars.values() for point in points}
     for points in layer_tensors.values():
@@ -239,7 +243,9 @@ def _callback_run_data(
     return run
 
 
-def _keras_run_data(listing: RunListing, keras_scalars: Mapping[str, Mapping[str, list]]) -> RunData:
+def _keras_run_data(
+    listing: RunListing, keras_scalars: Mapping[str, Mapping[str, list]]
+) -> RunData:
     by_tag: dict[str, list] = {}
     for role, prefix in ((run_names.ROLE_TRAIN, ""), (run_names.ROLE_VALIDATION, "val_")):
         member = listing.members.get(role)
@@ -293,10 +299,14 @@ def _usable_tags(contents: Mapping[str, bytes], notes: list[str]) -> set[str]:
 
 def _align_scalars(points: list, index: Mapping[int, int]) -> np.ndarray:
     values = np.full(len(index), np.nan)
-    for point in points:  # sorted by step; a later duplicate step wins
-        position = index.get(int(point.step))
-        if position is not None:
-            values[position] = float(point.value)
+    if not points:
+        return values
+    positions = np.fromiter((index.get(int(p.step), -1) for p in points), np.int64, len(points))
+    found = positions >= 0
+    # Points come sorted by step; on a duplicate step fancy assignment keeps the last.
+    values[positions[found]] = np.fromiter((p.value for p in points), np.float64, len(points))[
+        found
+    ]
     return values
 
 
@@ -316,7 +326,7 @@ def _align_vectors(points: list, index: Mapping[int, int]) -> np.ndarray:
     return matrix
 
 
-def _newest_model_card(points: Optional[list], notes: list[str]) -> Optional[dict[str, Any]]:
+def _newest_model_card(points: list | None, notes: list[str]) -> dict[str, Any] | None:
     if not points:
         return None
     newest = max(points, key=lambda point: (point.step, point.wall_time))

@@ -7,7 +7,7 @@ this, so it never touches TensorBoard and is testable on plain arrays.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -42,8 +42,8 @@ class RunData:
     scalars: dict[str, np.ndarray] = field(default_factory=dict)
     layer_names: list[str] = field(default_factory=list)
     layer_stats: dict[str, np.ndarray] = field(default_factory=dict)
-    class_counts: Optional[np.ndarray] = None
-    model_card: Optional[dict[str, Any]] = None
+    class_counts: np.ndarray | None = None
+    model_card: dict[str, Any] | None = None
     updated: float = 0.0
     notes: list[str] = field(default_factory=list)
 
@@ -51,10 +51,10 @@ class RunData:
     def num_epochs(self) -> int:
         return int(self.epochs.shape[0])
 
-    def scalar(self, tag: str) -> Optional[np.ndarray]:
+    def scalar(self, tag: str) -> np.ndarray | None:
         """The series of `tag`, or None when the run never logged it."""
         return self.scalars.get(tag)
 
-    def layer_stat(self, tag: str) -> Optional[np.ndarray]:
+    def layer_stat(self, tag: str) -> np.ndarray | None:
         """The [E, L] matrix of a `layers/*` tag, or None when never logged."""
         return self.layer_stats.get(tag)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Optional
 
 from tb_stagnation.summary import tags
 
@@ -29,11 +28,11 @@ class LogicalRun:
     name: str
     members: dict[str, str] = field(default_factory=dict)  # role -> TensorBoard run name
 
-    def member(self, role: str) -> Optional[str]:
+    def member(self, role: str) -> str | None:
         return self.members.get(role)
 
 
-def split_run_name(tensorboard_run: str) -> Optional[tuple[str, str]]:
+def split_run_name(tensorboard_run: str) -> tuple[str, str] | None:
     """("D/train") -> ("D", "train"); None for runs that are none of ours."""
     parent, _, last = tensorboard_run.replace("\\", "/").rpartition("/")
     if last not in _ROLES:

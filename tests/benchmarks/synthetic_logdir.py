@@ -1,0 +1,100 @@
+"""Builds large logdirs in the summary format, fast and without TensorFlow.
+
+The benchmarks share it: a logdir of R runs x E epochs x L layers, cached
+under /tmp so a second benchmark run skips the writing. A third of the runs
+stall halfway (loss flat at the constant-predictor baseline, gradients ~0),
+so the analysis does its full work on them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from tb_stagnation.summary import tags
+from tb_stagnation.summary.writer import SummaryWriter
+
+NUM_CLASSES = 10
+
+
+def build(runs: int = 100, epochs: int = 300, layers: int = 30, root: str = "/tmp") -> str:
+    """Path of a logdir with that shape, written once and then reused."""
+    logdir = os.path.join(root, f"tb_stagnation_bench_{runs}x{epochs}x{layers}")
+    done = os.path.join(logdir, ".complete")
+    if os.path.exists(done):
+        return logdir
+    rng = np.random.default_rng(0)
+    for run in range(runs):
+        _write_run(os.path.join(logdir, f"run_{run:04d}"), epochs, layers, run % 3 == 0, rng)
+    with open(done, "w") as marker:
+        marker.write("ok\n")
+    return logdir
+
+
+def _write_run(log_dir: str, epochs: int, layers: int, stalls: bool, rng) -> None:
+    writer = SummaryWriter(os.path.join(log_dir, tags.RUN_SUBDIR), flush_secs=3600)
+    writer.write_model_card(
+        0,
+        {
+            "format_version": 1,
+            "model_class": "Sequential",
+            "loss": "sparse_categorical_crossentropy",
+            "task": "classification",
+            "num_classes": NUM_CLASSES,
+            "output_activation": "softmax",
+            "layers": [
+                {
+                    "name": f"dense_{i}",
+                    "type": "Dense",
+                    "activation": "relu",
+                    "trainable": True,
+                    "params": 4160,
+                }
+                for i in range(layers)
+            ],
+        },
+    )
+    baseline = math.log(NUM_CLASSES)
+    for epoch in range(epochs):
+        stalled = stalls and epoch >= epochs // 2
+        progress = min(epoch, epochs // 2) if stalls else epoch
+        loss = baseline if stalled else baseline * math.exp(-progress / 40) + 0.05
+        grad = (1e-9 if stalled else 0.5) * rng.uniform(0.5, 1.5, layers)
+        writer.write_step(
+            epoch,
+            scalars={
+                tags.logs_tag("loss"): loss,
+                tags.logs_tag("accuracy"): 0.1 if stalled else 1 - loss / baseline * 0.9,
+                tags.logs_tag("val_loss"): loss * 1.05,
+                tags.logs_tag("val_accuracy"): 0.1 if stalled else 1 - loss / baseline * 0.95,
+                tags.LEARNING_RATE: 1e-9 if stalled else 1e-3,
+                tags.GRAD_GLOBAL_NORM: float(np.linalg.norm(grad)),
+                tags.GRAD_NONFINITE_FRACTION: 0.0,
+                tags.WEIGHT_GLOBAL_NORM: 30.0,
+                tags.UPDATE_GLOBAL_NORM: 1e-9 if stalled else 0.03,
+                tags.UPDATE_GLOBAL_RATIO: 3e-11 if stalled else 1e-3,
+                tags.PRED_ENTROPY: 0.99 if stalled else 0.3,
+                tags.PRED_CLASS_ENTROPY: 0.0 if stalled else 0.98,
+                tags.PRED_TOP_CLASS_SHARE: 1.0 if stalled else 0.12,
+                tags.PRED_CHANGED_SHARE: 0.0 if stalled else 0.05,
+                tags.INPUT_MEAN: 0.1,
+                tags.INPUT_STD: 1.0,
+                tags.INPUT_MAX_ABS: 4.0,
+                tags.BATCHES_DISTINCT: 50,
+                tags.BATCHES_SEEN: 50,
+            },
+            layer_stats={
+                tags.LAYER_GRAD_NORM: grad,
+                tags.LAYER_WEIGHT_NORM: np.full(layers, 5.0),
+                tags.LAYER_UPDATE_NORM: grad * 1e-3,
+                tags.LAYER_UPDATE_RATIO: grad * 2e-4,
+                tags.LAYER_NONFINITE_FRACTION: np.zeros(layers),
+                tags.LAYER_DEAD_FRACTION: rng.uniform(0, 0.2, layers),
+                tags.LAYER_SATURATED_FRACTION: np.full(layers, np.nan),
+            },
+            class_counts=np.full(NUM_CLASSES, 160.0),
+            wall_time=1.7e9 + epoch,
+        )
+    writer.close()
