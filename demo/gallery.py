@@ -295,7 +295,7 @@ def schedule_kills_learning_rate(log_dir):
     def schedule(epoch, lr):
         # A decay written with the wrong sign of exponent: from epoch 6 on the
         # learning rate is 1e-12, and learning stops mid-run.
-        return 5e-2 if epoch < 6 else 1e-12
+        return 1e-2 if epoch < 6 else 1e-12
 
     _fit(
         _mlp(64, 10),
@@ -303,7 +303,7 @@ def schedule_kills_learning_rate(log_dir):
         train,
         val,
         "sparse_categorical_crossentropy",
-        keras.optimizers.SGD(5e-2),
+        keras.optimizers.SGD(1e-2),
         epochs=20,
         callbacks=[keras.callbacks.LearningRateScheduler(schedule)],
     )

@@ -157,3 +157,20 @@ def test_empty_and_garbage_logdirs_have_no_runs(tmp_path, use_data_server):
     (tmp_path / "junk" / "stagnation").mkdir(parents=True)
     (tmp_path / "junk" / "stagnation" / "events.out.tfevents.1.x").write_bytes(b"\x00garbage" * 50)
     assert read_all(tmp_path, use_data_server) == {}
+
+
+@pytest.mark.parametrize("use_data_server", LOADERS)
+def test_a_logged_nan_differs_from_an_epoch_that_logged_nothing(tmp_path, use_data_server):
+    from tb_stagnation.plugin.series import build_series
+
+    writer = SummaryWriter(str(tmp_path / "gaps" / "stagnation"))
+    for epoch in range(4):  # like validation_freq=2, with a NaN validation loss at epoch 2
+        scalars = {"logs/loss": 1.0}
+        if epoch % 2 == 0:
+            scalars["logs/val_loss"] = np.nan if epoch == 2 else 0.5
+        writer.write_step(epoch, scalars=scalars)
+    writer.close()
+    run = read_all(tmp_path, use_data_server)["gaps"]
+    assert run.scalar_present["logs/val_loss"].tolist() == [True, False, True, False]
+    series = build_series(run, {"stalled_epochs": []})
+    assert series["metrics"]["val_loss"] == [0.5, None, "NaN", None]

@@ -226,11 +226,13 @@ def _callback_run_data(
     epochs = np.array(sorted(steps), dtype=np.int64)
     index = {int(step): i for i, step in enumerate(epochs)}
 
+    scalars, scalar_present = _aligned_scalars(epoch_scalars, index)
     run = RunData(
         name=listing.name,
         source=SOURCE_CALLBACK,
         epochs=epochs,
-        scalars={tag: _align_scalars(points, index) for tag, points in epoch_scalars.items()},
+        scalars=scalars,
+        scalar_present=scalar_present,
         layer_stats={tag: _align_vectors(points, index) for tag, points in layer_tensors.items()},
         class_counts=_align_vectors(class_points, index) if class_points else None,
         model_card=_newest_model_card(tensors.get(tags.MODEL_CARD), notes)
@@ -259,11 +261,13 @@ def _keras_run_data(
             by_tag[tags.logs_tag(prefix + key)] = points
     steps = sorted({point.step for points in by_tag.values() for point in points})
     index = {int(step): i for i, step in enumerate(steps)}
+    scalars, scalar_present = _aligned_scalars(by_tag, index)
     return RunData(
         name=listing.name,
         source=SOURCE_KERAS,
         epochs=np.array(steps, dtype=np.int64),
-        scalars={tag: _align_scalars(points, index) for tag, points in by_tag.items()},
+        scalars=scalars,
+        scalar_present=scalar_present,
         updated=listing.updated,
     )
 
@@ -297,17 +301,28 @@ def _usable_tags(contents: Mapping[str, bytes], notes: list[str]) -> set[str]:
     return usable
 
 
-def _align_scalars(points: list, index: Mapping[int, int]) -> np.ndarray:
+def _align_scalars(points: list, index: Mapping[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Values [E] (NaN where absent) and a presence mask [E]."""
     values = np.full(len(index), np.nan)
+    present = np.zeros(len(index), dtype=bool)
     if not points:
-        return values
+        return values, present
     positions = np.fromiter((index.get(int(p.step), -1) for p in points), np.int64, len(points))
     found = positions >= 0
     # Points come sorted by step; on a duplicate step fancy assignment keeps the last.
-    values[positions[found]] = np.fromiter((p.value for p in points), np.float64, len(points))[
-        found
-    ]
-    return values
+    point_values = np.fromiter((p.value for p in points), np.float64, len(points))
+    values[positions[found]] = point_values[found]
+    present[positions[found]] = True
+    return values, present
+
+
+def _aligned_scalars(by_tag: Mapping[str, list], index: Mapping[int, int]):
+    """(scalars, scalar_present) dicts for RunData."""
+    aligned = {tag: _align_scalars(points, index) for tag, points in by_tag.items()}
+    return (
+        {tag: values for tag, (values, _) in aligned.items()},
+        {tag: present for tag, (_, present) in aligned.items()},
+    )
 
 
 def _align_vectors(points: list, index: Mapping[int, int]) -> np.ndarray:

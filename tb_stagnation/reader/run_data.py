@@ -27,6 +27,9 @@ class RunData:
             NaN where that epoch has no value. Plain-Keras runs are mapped to the
             same tags (`epoch_loss` in train/ -> "logs/loss", in validation/ ->
             "logs/val_loss", `epoch_learning_rate` -> "optimizer/learning_rate").
+        scalar_present: tag -> bool [E], True where that epoch logged a value
+            (so a logged NaN, which is evidence, differs from an epoch that
+            logged nothing, e.g. `val_loss` under `validation_freq`).
         layer_names: layers in model-card order (input to output).
         layer_stats: `layers/*` tag -> float64 [E, L], NaN where missing.
         class_counts: float64 [E, K] label histogram per epoch, or None.
@@ -40,6 +43,7 @@ class RunData:
     source: str
     epochs: np.ndarray
     scalars: dict[str, np.ndarray] = field(default_factory=dict)
+    scalar_present: dict[str, np.ndarray] = field(default_factory=dict)
     layer_names: list[str] = field(default_factory=list)
     layer_stats: dict[str, np.ndarray] = field(default_factory=dict)
     class_counts: np.ndarray | None = None

@@ -1,0 +1,226 @@
+"""Baselines: what a model that learned nothing from its inputs scores.
+
+A stalled model is one stuck at (or worse than) the *best constant predictor*:
+the predictor that ignores the input and always outputs the label frequencies
+(classification) or the label mean (regression). Its loss is
+
+* cross-entropy (categorical / sparse): the label entropy H(p) = -sum p_k ln p_k;
+* binary cross-entropy: the mean over output units of H_b(p_k), so it is also
+  right when binary_crossentropy is (wrongly) used on a K-way one-hot output;
+* mean squared error: the label variance (regression, `labels/variance`), or
+  mean_k p_k (1 - p_k) on one-hot classification targets;
+
+and its accuracy is the majority-class rate. None of the prior tools use these
+(diagnosis-prior-art.md: "none of them tells a run that converged from a run
+that stalled"); they are what lets us call a flat loss of 0.693 a stall and a
+flat loss of 0.02 a converged model.
+
+Runs logged by plain `keras.callbacks.TensorBoard` have no label statistics;
+`estimate_from_curve` then recognises a loss stuck at ln K (the loss of a
+uniform guess over K classes) and otherwise reports no baseline.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tb_stagnation.analysis import series
+from tb_stagnation.reader.run_data import RunData
+from tb_stagnation.summary import tags
+
+LOSS_KIND_CROSSENTROPY = "crossentropy"
+LOSS_KIND_MSE = "mse"
+
+# Normalised Keras loss names (lower case, letters only) -> family.
+_CATEGORICAL = {"categoricalcrossentropy", "sparsecategoricalcrossentropy"}
+_BINARY = {"binarycrossentropy"}
+_MSE = {"mse", "meansquarederror"}
+
+# Keras's default learning rates (keras/src/optimizers/*.py, Keras 3.15): every
+# optimizer defaults to 1e-3 except SGD (1e-2). "Far below / above the default"
+# is how we judge a learning rate when we know nothing else about the model.
+_DEFAULT_LR = {"sgd": 0.01}
+DEFAULT_LR_FALLBACK = 0.001
+
+# K for which a flat loss at ln K is recognised as "a uniform guess over K
+# classes" in runs without label statistics. Beyond 10 the ln K values crowd
+# together (ln 11 vs ln 12 differ by 8%) and a coincidence gets too likely.
+LN_K_MAX_CLASSES = 10
+# How close to ln K counts as "at" ln K: 0.5% relative. Our measurement: a
+# model that learned nothing on balanced labels sits within 0.1% of ln K
+# (deep sigmoid stack: 0.6936 vs ln 2 = 0.6931), while randomly initialised
+# models start 2-10% away from it.
+LN_K_TOLERANCE = 0.005
+
+
+def normalize_name(name: Any) -> str:
+    """Keras loss/optimizer names in one spelling: "Sparse_Categorical..." -> letters only."""
+    if not isinstance(name, str):
+        return ""
+    return re.sub(r"[^a-z]", "", name.lower())
+
+
+def default_learning_rate(optimizer_class: Any) -> float:
+    """Keras's default learning rate of an optimizer class name (1e-3 when unknown)."""
+    return _DEFAULT_LR.get(normalize_name(optimizer_class), DEFAULT_LR_FALLBACK)
+
+
+def loss_family(loss_name: Any) -> str | None:
+    """ "categorical", "binary", "mse" or None for a Keras loss name."""
+    name = normalize_name(loss_name)
+    if name in _CATEGORICAL:
+        return "categorical"
+    if name in _BINARY:
+        return "binary"
+    if name in _MSE:
+        return "mse"
+    return None
+
+
+@dataclass
+class Baselines:
+    """What a model that learned nothing scores on this run's labels."""
+
+    constant_loss: float | None = None
+    majority_rate: float | None = None
+    loss_kind: str | None = None
+    # Accuracy that predicting the majority class earns for the logged accuracy metric.
+    accuracy_baseline: float | None = None
+    class_shares: np.ndarray | None = None
+    label_count: float = 0.0
+    # "labels" (from logged label statistics), "estimated" (ln K from the curve) or None.
+    source: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return {
+            "constant_loss": series.json_number(self.constant_loss),
+            "majority_rate": series.json_number(self.majority_rate),
+            "loss_kind": self.loss_kind,
+        }
+
+
+def class_shares(run: RunData) -> tuple[np.ndarray | None, float]:
+    """Label shares per class summed over every epoch, and the label count."""
+    counts = run.class_counts
+    if counts is None:
+        return None, 0.0
+    counts = np.asarray(counts, dtype=np.float64)
+    if counts.ndim != 2 or counts.shape[1] == 0:
+        return None, 0.0
+    counts = np.where(np.isfinite(counts) & (counts > 0), counts, 0.0)
+    total = counts.sum(axis=0)
+    label_count = float(total.sum())
+    if label_count <= 0:
+        return None, 0.0
+    return total / label_count, label_count
+
+
+def _entropy(shares: np.ndarray) -> float:
+    positive = shares[shares > 0]
+    return float(-(positive * np.log(positive)).sum())
+
+
+def _binary_entropy(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, 0.0, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = -(p * np.log(p) + (1 - p) * np.log(1 - p))
+    return np.nan_to_num(h, nan=0.0)
+
+
+def output_width(card: dict | None) -> int | None:
+    """The last dimension of the model's first output, from the model card."""
+    if not isinstance(card, dict):
+        return None
+    shape = card.get("output_shape")
+    if isinstance(shape, (list, tuple)) and shape:
+        last = shape[-1]
+        if isinstance(last, int) and not isinstance(last, bool) and last > 0:
+            return last
+    return None
+
+
+def compute(run: RunData) -> Baselines:
+    """Baselines from the run's label statistics and model card (no curve needed)."""
+    card = run.model_card if isinstance(run.model_card, dict) else {}
+    family = loss_family(card.get("loss"))
+    shares, label_count = class_shares(run)
+    base = Baselines(class_shares=shares, label_count=label_count)
+
+    if shares is not None and shares.size >= 1:
+        base.majority_rate = float(shares.max())
+        # Keras 3 resolves metrics=["accuracy"] to categorical/binary/sparse
+        # accuracy per output; all of them score max(p) for the majority guess
+        # (measured: binary_crossentropy on a 3-way softmax logs categorical accuracy).
+        base.accuracy_baseline = base.majority_rate
+        base.source = "labels"
+        width = output_width(card)
+        if family == "categorical":
+            base.constant_loss = _entropy(shares)
+            base.loss_kind = LOSS_KIND_CROSSENTROPY
+        elif family == "binary":
+            if shares.size == 2:
+                base.constant_loss = float(_binary_entropy(shares[1:])[0])
+            elif shares.size == 1:
+                base.constant_loss = 0.0
+            else:  # one-hot K-way labels: Keras averages BCE over the K units
+                base.constant_loss = float(_binary_entropy(shares).mean())
+            base.loss_kind = LOSS_KIND_CROSSENTROPY
+        elif family == "mse":
+            if shares.size == 2 and width in (1, None):
+                p = shares[1]
+                base.constant_loss = float(p * (1 - p))
+            else:
+                base.constant_loss = float((shares * (1 - shares)).mean())
+            base.loss_kind = LOSS_KIND_MSE
+    elif family == "mse":
+        variance = run.scalar(tags.LABEL_VARIANCE)
+        value = series.median(variance) if variance is not None else None
+        if value is not None and value >= 0:
+            base.constant_loss = value
+            base.loss_kind = LOSS_KIND_MSE
+            base.source = "labels"
+    elif family in ("categorical", "binary"):
+        base.loss_kind = LOSS_KIND_CROSSENTROPY
+    return base
+
+
+def nearest_ln_k(value: float) -> int | None:
+    """K (2..10) when `value` is within LN_K_TOLERANCE of ln K, else None."""
+    if value is None or not math.isfinite(value) or value <= 0:
+        return None
+    for k in range(2, LN_K_MAX_CLASSES + 1):
+        reference = math.log(k)
+        if abs(value - reference) <= LN_K_TOLERANCE * reference:
+            return k
+    return None
+
+
+def estimate_from_curve(base: Baselines, loss: np.ndarray) -> None:
+    """For runs without label statistics: a loss stuck at ln K suggests K balanced classes.
+
+    Only the loss at the end of the run is used (the last three finite epochs
+    must all be at the same ln K), so a curve that merely passes ln K on its
+    way down is not mistaken for one.
+    """
+    if base.constant_loss is not None:
+        return
+    finite = loss[np.isfinite(loss)]
+    if finite.size < 3:
+        return
+    ks = {nearest_ln_k(float(v)) for v in finite[-3:]}
+    if len(ks) == 1 and None not in ks:
+        k = ks.pop()
+        base.constant_loss = math.log(k)
+        base.loss_kind = LOSS_KIND_CROSSENTROPY
+        base.source = "estimated"
+        base.notes.append(
+            f"No label statistics: the loss sits at ln {k} = {math.log(k):.4f}, the loss of a "
+            f"uniform guess over {k} classes, so that is used as the constant-predictor loss "
+            "(an estimate)."
+        )

@@ -1,0 +1,319 @@
+"""Gradient detectors: exploding, zero and vanishing gradients.
+
+Per-layer gradient norms are compared as RMS per parameter
+(norm / sqrt(trainable params)), so a wide first layer is not mistaken for a
+layer with large gradients, nor a small output layer for one with small ones.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tb_stagnation.analysis.context import Context
+from tb_stagnation.analysis.findings import (
+    SEVERITY_ERROR,
+    SEVERITY_WARNING,
+    Finding,
+    detector,
+)
+from tb_stagnation.analysis.series import (
+    column_medians,
+    fmt_epochs,
+    fmt_names,
+    fmt_num,
+    fmt_pct,
+    median,
+)
+from tb_stagnation.summary import tags
+
+# Exact zeros: float32 gradients with no path to the loss are exactly 0.0;
+# anything above 1e-20 is a (vanishingly) small gradient, not a missing one.
+ZERO_GRADIENT = 1e-20
+# A layer has "zero gradients" when they are zero in >= 90% of the examined epochs.
+ZERO_SHARE = 0.9
+# Vanishing: AUTOTRAINER flags norm(grad first layer) / norm(grad last layer)
+# < 1e-3 (with the first < 1e-4); we compare RMS per parameter with the same
+# 1e-3, and 1e-4 as "strong". Without a stall only < 1e-5 is worth a warning.
+VANISHING_RATIO = 1e-3
+VANISHING_STRONG_RATIO = 1e-4
+VANISHING_WARNING_RATIO = 1e-5
+# Exploding: any NaN/Inf gradient (SageMaker ExplodingTensor); a gradient norm
+# larger than the weights' own norm by 10x or more (our measurement: healthy
+# runs stay below 1x, the scenario with stddev=1 init reaches 1e5x before NaN);
+# or the gradient norm growing >= 10x per epoch twice in a row.
+EXPLODING_GRAD_TO_WEIGHT = 10.0
+EXPLODING_GROWTH = 10.0
+# AUTOTRAINER: first/last layer gradient ratio above 70.
+EXPLODING_LAYER_RATIO = 70.0
+
+
+def _trainable_columns(ctx: Context, width: int) -> list[int]:
+    return [i for i in range(width) if i >= len(ctx.layers) or ctx.layers[i].trainable is not False]
+
+
+def _rms(ctx: Context, norms: np.ndarray) -> np.ndarray:
+    """Per-parameter RMS of per-layer gradient norms ([n, L])."""
+    width = norms.shape[1]
+    counts = np.ones(width)
+    for i in range(width):
+        if i < len(ctx.layers):
+            params = ctx.layers[i].trainable_params or ctx.layers[i].params
+            if params and params > 0:
+                counts[i] = params
+    return norms / np.sqrt(counts)
+
+
+def _overlaps_stall(ctx: Context, mask: np.ndarray) -> bool:
+    return bool((mask & ctx.stalled).any())
+
+
+@detector("exploding_gradients")
+def exploding_gradients(ctx: Context) -> Finding | None:
+    parts = []
+    hits = np.zeros(ctx.n, dtype=bool)
+    confidence = 0.0
+    layers: list[str] = []
+
+    nonfinite_share = ctx.s(tags.GRAD_NONFINITE_FRACTION)
+    grad_norm_raw = ctx.scalars.get(tags.GRAD_GLOBAL_NORM)
+    nonfinite = np.zeros(ctx.n, dtype=bool)
+    if nonfinite_share is not None:
+        with np.errstate(invalid="ignore"):
+            nonfinite |= nonfinite_share > 0
+    if grad_norm_raw is not None:
+        nonfinite |= np.isinf(grad_norm_raw)
+    if nonfinite.any():
+        first = int(np.flatnonzero(nonfinite)[0])
+        share = median(nonfinite_share[nonfinite]) if nonfinite_share is not None else None
+        share_text = f" ({fmt_pct(share)} of entries)" if share is not None else ""
+        parts.append(f"gradients contain NaN/Inf{share_text} from epoch {ctx.epochs[first]}")
+        if grad_norm_raw is not None and np.isfinite(grad_norm_raw).any():
+            at = int(np.nanargmax(np.where(np.isfinite(grad_norm_raw), grad_norm_raw, np.nan)))
+            parts.append(
+                f"the largest finite gradient norm was {fmt_num(grad_norm_raw[at])} "
+                f"(epoch {ctx.epochs[at]})"
+            )
+        hits |= nonfinite
+        confidence = 0.8
+        per_layer = ctx.ls(tags.LAYER_NONFINITE_FRACTION)
+        if per_layer is not None:
+            with np.errstate(invalid="ignore"):
+                bad_cols = np.flatnonzero((per_layer[nonfinite] > 0).any(axis=0))
+            layers = [ctx.layer_name(int(i)) for i in bad_cols]
+
+    grad_norm = ctx.s(tags.GRAD_GLOBAL_NORM)
+    weight_norm = ctx.s(tags.WEIGHT_GLOBAL_NORM)
+    if grad_norm is not None and weight_norm is not None:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            relative = grad_norm / np.maximum(weight_norm, 1e-12)
+            large = relative >= EXPLODING_GRAD_TO_WEIGHT
+        if large.any():
+            worst = float(np.nanmax(relative[large]))
+            parts.append(
+                f"the gradient norm reaches {fmt_num(float(np.nanmax(grad_norm[large])))}, "
+                f"{fmt_num(worst)}x the weights' own norm"
+            )
+            hits |= large
+            confidence = max(confidence, 0.7)
+    if grad_norm is not None and ctx.n >= 3:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            growth = grad_norm[1:] / np.maximum(grad_norm[:-1], 1e-30)
+            rising = growth >= EXPLODING_GROWTH
+        twice = rising[1:] & rising[:-1]
+        if twice.any():
+            at = int(np.flatnonzero(twice)[0]) + 1
+            parts.append(
+                f"the gradient norm grew >= {EXPLODING_GROWTH:.0f}x per epoch from epoch "
+                f"{ctx.epochs[at - 1]} ({fmt_num(grad_norm[at - 1])} -> "
+                f"{fmt_num(grad_norm[at + 1])})"
+            )
+            hits[at - 1 : at + 2] = True
+            confidence = max(confidence, 0.7)
+    layer_norms = ctx.ls(tags.LAYER_GRAD_NORM)
+    if layer_norms is not None and not layers:
+        cols = _trainable_columns(ctx, layer_norms.shape[1])
+        if len(cols) >= 2:
+            rms = _rms(ctx, layer_norms)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                ratio = rms[:, cols[0]] / rms[:, cols[-1]]
+            focus = ctx.focus()
+            value = median(ratio[focus])
+            if value is not None and value > EXPLODING_LAYER_RATIO and hits.any():
+                parts.append(
+                    f"the first layer's gradients are {fmt_num(value)}x the last layer's "
+                    "(per parameter)"
+                )
+                layers = [ctx.layer_name(cols[0])]
+    if not confidence:
+        return None
+    loss = ctx.loss
+    loss_bad = loss is not None and not np.isfinite(loss[hits]).all()
+    severe = _overlaps_stall(ctx, hits) or loss_bad
+    if loss_bad:
+        parts.append("the loss is NaN/Inf there")
+    epochs = ctx.epochs_of(hits)
+    return Finding(
+        code="exploding_gradients",
+        severity=SEVERITY_ERROR if severe else SEVERITY_WARNING,
+        confidence=confidence if severe else min(confidence, 0.4),
+        epochs=epochs,
+        layers=layers,
+        evidence=f"In epochs {fmt_epochs(epochs)} " + "; ".join(parts) + ".",
+        explains=("dead_units", "saturated_activations", "prediction_collapse", "nonfinite_loss"),
+        fix=(
+            "Clip gradients (clipnorm=1.0 in the optimizer), lower the learning rate, and use a "
+            "scaled initialisation (he_normal for ReLU, glorot_uniform otherwise) or "
+            "BatchNormalization between layers."
+        ),
+    )
+
+
+@detector("zero_gradients")
+def zero_gradients(ctx: Context) -> Finding | None:
+    norms = ctx.ls(tags.LAYER_GRAD_NORM)
+    focus = ctx.focus()
+    zero_layers: list[int] = []
+    if norms is not None:
+        for i in _trainable_columns(ctx, norms.shape[1]):
+            column = norms[focus, i]
+            column = column[np.isfinite(column)]
+            if column.size and (column <= ZERO_GRADIENT).mean() >= ZERO_SHARE:
+                zero_layers.append(i)
+    global_norm = ctx.s(tags.GRAD_GLOBAL_NORM)
+    global_zero = False
+    if global_norm is not None:
+        values = global_norm[focus]
+        values = values[np.isfinite(values)]
+        global_zero = bool(values.size) and (values <= ZERO_GRADIENT).mean() >= ZERO_SHARE
+    if not zero_layers and not global_zero:
+        return None
+    names = [ctx.layer_name(i) for i in zero_layers]
+    weights = ctx.ls(tags.LAYER_WEIGHT_NORM)
+    zero_weight_layers = []
+    if weights is not None:
+        weight_medians = column_medians(weights, focus)
+        for i in zero_layers:
+            if i < len(weight_medians):
+                value = weight_medians[i]
+                if value is not None and value <= ZERO_GRADIENT:
+                    zero_weight_layers.append(i)
+    explains: tuple[str, ...] = ("vanishing_gradients", "learning_rate_too_small")
+    if zero_weight_layers:
+        confidence = 0.9
+        zero_names = [ctx.layer_name(i) for i in zero_weight_layers]
+        cause = (
+            f"; the weights of {fmt_names(zero_names)} are exactly 0 as well: with an all-zero "
+            "initialisation every hidden unit computes the same value and no gradient reaches "
+            "the weights"
+        )
+        explains = explains + ("dead_units", "prediction_collapse")
+    else:
+        confidence = 0.65
+        cause = (
+            ": no gradient path reaches these weights (a non-differentiable operation, a "
+            "stop_gradient, or units that never fire above them)"
+        )
+    if global_zero and not zero_layers:
+        subject = "The gradient of the loss is exactly 0 for every weight"
+        names = [layer.name for layer in ctx.layers]
+    else:
+        total = len(_trainable_columns(ctx, norms.shape[1])) if norms is not None else 0
+        subject = (
+            f"The gradients of {fmt_names(names)} ({len(names)} of {total} trainable layers) are "
+            "exactly 0"
+        )
+    epochs = ctx.epochs_of(focus)
+    severity = SEVERITY_ERROR if ctx.any_stall else SEVERITY_WARNING
+    return Finding(
+        code="zero_gradients",
+        severity=severity,
+        confidence=confidence if ctx.any_stall else min(confidence, 0.4),
+        epochs=epochs,
+        layers=names,
+        evidence=f"{subject} in epochs {fmt_epochs(epochs)}{cause}.",
+        fix=(
+            "Nothing reaches these weights. Check the initialisers (kernel_initializer='zeros' "
+            "keeps hidden units identical and at 0; use the defaults), non-differentiable "
+            "operations between them and the loss (round, argmax, casts, stop_gradient), and "
+            "layers whose units never fire."
+        ),
+        explains=explains,
+    )
+
+
+@detector("vanishing_gradients")
+def vanishing_gradients(ctx: Context) -> Finding | None:
+    norms = ctx.ls(tags.LAYER_GRAD_NORM)
+    if norms is None:
+        return None
+    cols = _trainable_columns(ctx, norms.shape[1])
+    if len(cols) < 2:
+        return None
+    focus = ctx.focus()
+    rms_medians = column_medians(_rms(ctx, norms), focus)
+    # Reference: the last trainable layer with a non-zero gradient.
+    reference = None
+    for i in reversed(cols):
+        value = rms_medians[i]
+        if value is not None and value > ZERO_GRADIENT:
+            reference = i
+            break
+    if reference is None:
+        return None
+    ref_value = rms_medians[reference]
+    small = []
+    ratios = {}
+    for i in cols:
+        if i >= reference:
+            break
+        value = rms_medians[i]
+        if value is None or value <= ZERO_GRADIENT:
+            continue  # exactly zero: zero_gradients, not vanishing
+        ratio = value / ref_value
+        ratios[i] = ratio
+        if ratio < VANISHING_RATIO:
+            small.append(i)
+    if not small or cols[0] not in small:
+        return None
+    first_ratio = ratios[cols[0]]
+    first_value = median(norms[focus, cols[0]])
+    names = [ctx.layer_name(i) for i in small]
+    if ctx.any_stall:
+        severity = SEVERITY_ERROR
+        confidence = 0.85 if first_ratio < VANISHING_STRONG_RATIO else 0.7
+    elif first_ratio < VANISHING_WARNING_RATIO:
+        severity = SEVERITY_WARNING
+        confidence = 0.35
+    else:
+        return None
+    activations = {
+        (ctx.layers[i].activation or "").lower() for i in cols[:reference] if i < len(ctx.layers)
+    }
+    squashing = sorted(a for a in activations if a in ("sigmoid", "tanh", "softsign"))
+    detail = (
+        f"; the hidden layers use {'/'.join(squashing)}, whose derivative (<= 0.25 for sigmoid) "
+        "shrinks the gradient at every layer"
+        if squashing
+        else ""
+    )
+    epochs = ctx.epochs_of(focus)
+    depth = sum(1 for i in cols if i < reference)
+    return Finding(
+        code="vanishing_gradients",
+        severity=severity,
+        confidence=confidence,
+        epochs=epochs,
+        layers=names,
+        evidence=(
+            f"In epochs {fmt_epochs(epochs)} the first layer's gradient norm is "
+            f"{fmt_num(first_value)}, {fmt_num(first_ratio)} of the last layer's per parameter "
+            f"({len(small)} of {depth} layers below {ctx.layer_name(reference)} are under "
+            f"{fmt_num(VANISHING_RATIO)}){detail}."
+        ),
+        fix=(
+            "Use ReLU-family activations (relu, gelu) with he_normal initialisation in hidden "
+            "layers, fewer layers, or BatchNormalization / residual connections; Adam also copes "
+            "better than plain SGD with small gradients."
+        ),
+        explains=("learning_rate_too_small",),
+    )

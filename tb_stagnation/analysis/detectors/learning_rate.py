@@ -1,0 +1,227 @@
+"""Learning rate too small / too large.
+
+Both work on plain-Keras runs too: Keras's TensorBoard callback logs
+`epoch_learning_rate`, and the stall windows give the curve shape (a plateau
+for a rate too small; oscillation or divergence for one too large).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tb_stagnation.analysis.context import Context
+from tb_stagnation.analysis.findings import SEVERITY_ERROR, Finding, detector
+from tb_stagnation.analysis.series import finite_max, fmt_epochs, fmt_num, fmt_pct, median
+from tb_stagnation.analysis.stall import KIND_DIVERGENCE, KIND_OSCILLATION, KIND_PLATEAU
+from tb_stagnation.summary import tags
+
+# "Far below the default": <= 1/100 of Keras's default rate for the optimizer
+# (Adam 1e-3 -> 1e-5, SGD 1e-2 -> 1e-4). At 1/10 it is only a weak hint.
+LR_SMALL_RATIO = 0.01
+LR_SOMEWHAT_SMALL_RATIO = 0.1
+# "Far above": >= 10x the default (Adam 1e-2, SGD 0.1); 3x is a weak hint.
+LR_LARGE_RATIO = 10.0
+LR_SOMEWHAT_LARGE_RATIO = 3.0
+# Per-step update ratio |dW| / |W|: DeepDiagnosis flags lr*|g|/|W| below 1e-5
+# (too small) and above 0.1 (too large) per step; SageMaker's WeightUpdateRatio
+# uses [1e-8, 10]. We take DeepDiagnosis's bounds, with the per-step ratio
+# estimated as the epoch's update ratio / steps in the epoch.
+UPDATE_RATIO_SMALL_PER_STEP = 1e-5
+UPDATE_RATIO_LARGE_PER_STEP = 0.1
+# Plain-Keras runs do not say which optimizer ran: judge against SGD's default
+# (the larger one), so Adam-sized rates are never called "too large".
+KERAS_ONLY_REFERENCE_LR = 0.01
+# A learning rate that merely creeps the loss down moves it down at most steps;
+# >= 80% of steps falling is the "tiny steps" shape (our choice).
+CREEP_SHARE = 0.8
+ZERO_GRADIENT = 1e-20
+
+
+def _windows_mask(ctx: Context, kinds: tuple[str, ...]) -> np.ndarray:
+    mask = np.zeros(ctx.n, dtype=bool)
+    for window in ctx.stall.windows:
+        if window.kind in kinds:
+            mask[window.start : window.end + 1] = True
+    return mask
+
+
+def _card_lr(ctx: Context) -> float | None:
+    optimizer = ctx.card.get("optimizer")
+    if isinstance(optimizer, dict):
+        value = optimizer.get("learning_rate")
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
+            return float(value)
+    return None
+
+
+def _per_step_update(ctx: Context, mask: np.ndarray) -> float | None:
+    ratio = ctx.s(tags.UPDATE_GLOBAL_RATIO)
+    if ratio is None:
+        return None
+    value = median(ratio[mask])
+    if value is None:
+        return None
+    steps = ctx.steps_per_epoch or 1.0
+    return value / steps
+
+
+def _gradients_are_zero(ctx: Context, mask: np.ndarray) -> bool:
+    norm = ctx.s(tags.GRAD_GLOBAL_NORM)
+    if norm is None:
+        return False
+    value = median(norm[mask])
+    return value is not None and value <= ZERO_GRADIENT
+
+
+@detector("learning_rate_too_small", needs_callback=False)
+def learning_rate_too_small(ctx: Context) -> Finding | None:
+    plateau = _windows_mask(ctx, (KIND_PLATEAU,))
+    collapsed = ctx.stall.lr_collapsed
+    lr = ctx.lr
+    # A collapse of the rate explains a stall of any shape (the loss may have
+    # jumped first); a rate that was small all along shows as a plateau.
+    dropped = lr is not None and collapsed is not None and bool((collapsed & ctx.stalled).any())
+    window = ctx.stalled if dropped else plateau
+    if not window.any() or _gradients_are_zero(ctx, window):
+        return None
+    reference = ctx.default_lr if ctx.is_callback else None
+    confidence = 0.0
+    parts = []
+    epochs_mask = window
+    if dropped:
+        first = int(np.flatnonzero(collapsed & window)[0])
+        # The collapse may have started just before the window: report from it.
+        start = first
+        while start > 0 and collapsed[start - 1]:
+            start -= 1
+        peak = finite_max(lr[: start + 1])
+        now = median(lr[collapsed & window])
+        confidence = 0.9
+        parts.append(
+            f"the learning rate fell from {fmt_num(peak)} to {fmt_num(now)} at epoch "
+            f"{int(ctx.epochs[start])}, and the loss has not improved since"
+        )
+        epochs_mask = window & (np.arange(ctx.n) >= min(start, first))
+    else:
+        value = median(lr[plateau]) if lr is not None else _card_lr(ctx)
+        if value is not None and value >= 0:
+            ref = reference if reference is not None else ctx.default_lr
+            if value <= LR_SMALL_RATIO * ref:
+                confidence = 0.8 if ctx.is_callback else 0.65
+            elif value <= LR_SOMEWHAT_SMALL_RATIO * ref:
+                confidence = 0.45 if ctx.is_callback else 0.35
+            if confidence:
+                optimizer = ctx.optimizer_class or "the optimizer"
+                default_text = (
+                    f"{fmt_num(ref)}, Keras's default for {optimizer}"
+                    if ctx.is_callback
+                    else f"{fmt_num(ref)}, Keras's Adam default"
+                )
+                parts.append(f"the learning rate is {fmt_num(value)} (vs {default_text})")
+    per_step = _per_step_update(ctx, epochs_mask)
+    lr_known = lr is not None or _card_lr(ctx) is not None
+    if per_step is not None and per_step < UPDATE_RATIO_SMALL_PER_STEP:
+        if confidence or not lr_known:
+            parts.append(
+                f"each step moves the weights by ~{fmt_num(per_step)} of their norm "
+                f"(healthy training: ~1e-3)"
+            )
+            # With the rate unknown, tiny updates alone are a weaker hint.
+            confidence = confidence + 0.05 if confidence else 0.4
+    if not confidence:
+        return None
+    loss = ctx.loss
+    if loss is not None and epochs_mask.sum() >= 3:
+        window = loss[epochs_mask]
+        window = window[np.isfinite(window)]
+        if window.size >= 3:
+            falling = float((np.diff(window) < 0).mean())
+            change = abs(window[-1] - window[0]) / max(abs(window[0]), 1e-12)
+            shape = f"the loss changed by only {fmt_pct(change)} over these epochs"
+            if falling >= CREEP_SHARE:
+                shape += ", creeping down in tiny steps"
+                confidence += 0.05
+            parts.append(shape)
+    epochs = ctx.epochs_of(epochs_mask)
+    text = "; ".join(parts)
+    return Finding(
+        code="learning_rate_too_small",
+        severity=SEVERITY_ERROR,
+        confidence=min(confidence, 0.95),
+        epochs=epochs,
+        evidence=f"In epochs {fmt_epochs(epochs)} {text}.",
+        fix=(
+            "Raise the learning rate (Keras defaults: Adam 1e-3, SGD 1e-2). If a schedule drove "
+            "it down, fix the decay or give it a floor (e.g. ReduceLROnPlateau(min_lr=1e-5), "
+            "a decay that stops at 1e-5)."
+        ),
+    )
+
+
+@detector("learning_rate_too_large", needs_callback=False)
+def learning_rate_too_large(ctx: Context) -> Finding | None:
+    unstable = _windows_mask(ctx, (KIND_DIVERGENCE, KIND_OSCILLATION))
+    plateau = _windows_mask(ctx, (KIND_PLATEAU,))
+    if not unstable.any() and not plateau.any():
+        return None
+    reference = ctx.default_lr if ctx.is_callback else KERAS_ONLY_REFERENCE_LR
+    lr = ctx.lr
+    mask = unstable if unstable.any() else plateau
+    last = int(np.flatnonzero(mask)[-1])
+    value = finite_max(lr[: last + 1]) if lr is not None else _card_lr(ctx)
+    confidence = 0.0
+    parts = []
+    if value is not None and value > 0:
+        ratio = value / reference
+        if unstable.any():
+            if ratio >= LR_LARGE_RATIO:
+                confidence = 0.85 if ctx.is_callback else 0.65
+                if ratio >= 10 * LR_LARGE_RATIO:
+                    confidence += 0.05
+            elif ratio >= LR_SOMEWHAT_LARGE_RATIO:
+                confidence = 0.5 if ctx.is_callback else 0.4
+        elif ratio >= 10 * LR_LARGE_RATIO:
+            # A huge step can also end in a flat loss: units die or saturate at once.
+            confidence = 0.6 if ctx.is_callback else 0.45
+        if confidence:
+            optimizer = ctx.optimizer_class or "the optimizer"
+            default_text = (
+                f"{fmt_num(ratio, 2)}x Keras's default {fmt_num(reference)} for {optimizer}"
+                if ctx.is_callback
+                else f"{fmt_num(ratio, 2)}x SGD's default {fmt_num(reference)}"
+            )
+            parts.append(f"the learning rate is {fmt_num(value)} ({default_text})")
+    per_step = _per_step_update(ctx, mask)
+    if per_step is not None and per_step > UPDATE_RATIO_LARGE_PER_STEP:
+        parts.append(
+            f"each step changes the weights by ~{fmt_num(per_step)} of their norm "
+            "(healthy training: ~1e-3)"
+        )
+        confidence = confidence + 0.05 if confidence else (0.55 if unstable.any() else 0.0)
+    if not confidence:
+        return None
+    loss = ctx.loss
+    if loss is not None:
+        window = loss[mask]
+        if not np.isfinite(window).all():
+            first_bad = int(np.flatnonzero(mask & ~np.isfinite(loss))[0])
+            parts.append(
+                f"the loss became {fmt_num(loss[first_bad])} at epoch {ctx.epochs[first_bad]}"
+            )
+        else:
+            low, high = float(np.min(window)), float(np.max(window))
+            kind = "jumps" if unstable.any() else "sits"
+            parts.append(f"the loss {kind} between {fmt_num(low)} and {fmt_num(high)}")
+    epochs = ctx.epochs_of(mask)
+    return Finding(
+        code="learning_rate_too_large",
+        severity=SEVERITY_ERROR,
+        confidence=min(confidence, 0.95),
+        epochs=epochs,
+        evidence=f"In epochs {fmt_epochs(epochs)} " + "; ".join(parts) + ".",
+        fix=(
+            "Lower the learning rate about 10x (Keras defaults: Adam 1e-3, SGD 1e-2) and add "
+            "gradient clipping (e.g. clipnorm=1.0 in the optimizer); a warm-up helps when large "
+            "rates are needed."
+        ),
+    )

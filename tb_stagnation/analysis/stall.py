@@ -1,0 +1,472 @@
+"""The stall detector: which epochs made no meaningful progress while the model
+was not at a good solution.
+
+Definitions (arrays are indexed by epoch position, not epoch number):
+
+* **Zone** of an epoch: `bad` when the loss is within 10% of the constant-
+  predictor loss (or worse) or the accuracy is at the majority-class rate,
+  `good` when the loss removed at least half of the constant-predictor loss and
+  the accuracy covers at least half of the way from the majority rate to 1,
+  `mid` in between. A converged run sits in `good` and is never flagged.
+* **No progress** over a window of epochs [s, t]: none of these improved by
+  more than a per-epoch tolerance times the window length, relative to the
+  best value up to s: the loss below the constant-predictor loss; the accuracy
+  above the majority rate; the raw loss and the raw accuracy together (a
+  badly initialised model approaching the baseline from above). Learning the
+  label frequencies alone (loss falling towards the baseline, accuracy rising
+  towards the majority rate, predictions collapsed on one class) is not
+  progress, nor is accuracy that ticks while the loss diverges. The first
+  step of a window must not be progress itself, so a stall starts where
+  progress stopped.
+* A window is a **stall** when it spans at least 3 epochs, no epoch in it is
+  `good`, and either all of it is `bad`, or (`mid`) there is positive evidence
+  that learning stopped: the learning rate collapsed, or the loss oscillates or
+  diverges. NaN/Inf losses are always stalled (divergence).
+
+Windows are 3 epochs long at least, so a stall is flagged when its third epoch
+is logged: within 2 epochs of its onset, and from the onset, not from epoch 0.
+The union of all stall windows gives the flagged epochs; each contiguous run of
+them is reported as one window with a kind (plateau, oscillation, divergence).
+
+Runs without label statistics (plain `keras.callbacks.TensorBoard`) have no
+baselines; the zone then comes from the curve itself (how far the loss fell and
+the accuracy rose since the first epoch), at lower confidence.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from tb_stagnation.analysis import series
+from tb_stagnation.analysis.baselines import Baselines, nearest_ln_k
+
+ZONE_GOOD = 0
+ZONE_MID = 1
+ZONE_BAD = 2
+
+KIND_PLATEAU = "plateau"
+KIND_OSCILLATION = "oscillation"
+KIND_DIVERGENCE = "divergence"
+
+# --- thresholds ---------------------------------------------------------------
+# Progress tolerance: a relative loss improvement of 0.5% per epoch (1% over the
+# shortest window). Prior art: losslint calls < 1% median improvement a plateau;
+# Keras ReduceLROnPlateau's min_delta=1e-4 is absolute and scale-blind, and
+# DeepDiagnosis's exact-equality test misses every noisy plateau. Our
+# measurement on the scenario runs (tests/scenarios.py): stalled runs move
+# < 0.3%/epoch (lr 1e-7: 0.00%; deep sigmoid stack: 0.05-0.2%), healthy runs
+# improve 5-25%/epoch until they reach the good zone.
+LOSS_TOLERANCE = 0.005
+# Accuracy tolerance: 0.5 percentage points per epoch (1 point over 3 epochs);
+# one probe sample of 256 is 0.4 points.
+ACCURACY_TOLERANCE = 0.005
+# Window length in epoch steps: 2 steps = 3 epochs, so a stall is flagged at
+# its third epoch (issue: "within 3 epochs of onset").
+MIN_LAG = 2
+# Longest window examined; longer stalls are covered by overlapping windows.
+MAX_LAG = 30
+
+# Zones. Fraction g = 1 - loss / constant_loss of the constant-predictor loss
+# the model removed (for MSE this is R^2). g < 0.1 is "at the baseline": a model
+# that only learned the label frequencies lands at g ~ 0 +- 0.03 in our runs.
+G_BAD = 0.1
+# g >= 0.5 and accuracy >= majority + 0.5 * (1 - majority) is "converged well
+# above the baseline" (issue: "accuracy well above the majority-class rate").
+G_GOOD = 0.5
+ACCURACY_GOOD_FRACTION = 0.5
+# "At the majority rate": within max(1 point, 5% of the room above it).
+ACCURACY_BAD_MIN_MARGIN = 0.01
+ACCURACY_BAD_FRACTION = 0.05
+# Collapsed predictions: >= 99% of the probe predicted as one class (2 samples
+# of a 256-sample probe may differ). While collapsed, a falling loss is the
+# output bias learning the label frequencies, not progress.
+COLLAPSED_TOP_SHARE = 0.99
+# A constant-predictor loss below this carries no scale (constant labels).
+MIN_BASELINE = 1e-6
+
+# Curve-only zones (no label statistics). Our choice, deliberately cautious:
+# "good" = accuracy >= 95%, or the loss fell by half since the first epoch
+# while accuracy rose 5 points; "bad" = loss at ln K, or the loss fell by less
+# than a quarter and accuracy rose by less than 10 points since the first epoch.
+CURVE_GOOD_ACCURACY = 0.95
+CURVE_GOOD_LOSS_DROP = 0.5
+CURVE_GOOD_ACCURACY_GAIN = 0.05
+CURVE_BAD_LOSS_DROP = 0.25
+CURVE_BAD_ACCURACY_GAIN = 0.10
+
+# Learning-rate collapse: the rate fell to <= 1% of its earlier maximum (a
+# schedule "driving it to nothing"; ReduceLROnPlateau's factor 0.1 needs two
+# reductions to get there).
+LR_COLLAPSE_RATIO = 0.01
+
+# Oscillation: AUTOTRAINER flags accuracy swings >= 0.03 in >= 20% of epochs;
+# we use the same share with accuracy swings >= 3 points or loss swings >= 3%.
+SWING_LOSS = 0.03
+SWING_ACCURACY = 0.03
+SWING_SHARE = 0.2
+# Divergence: the loss rose to at least twice its best value so far.
+DIVERGENCE_FACTOR = 2.0
+
+_EPS = 1e-12
+
+
+@dataclass
+class StallWindow:
+    start: int  # index of the first stalled epoch
+    end: int  # index of the last stalled epoch (inclusive)
+    kind: str
+    confidence: float
+
+
+@dataclass
+class StallResult:
+    flagged: np.ndarray  # bool [n]
+    windows: list[StallWindow] = field(default_factory=list)
+    zone: np.ndarray | None = None  # int8 [n]
+    lr_collapsed: np.ndarray | None = None  # bool [n]
+    basis: str = "none"  # "baseline" | "curve" | "none"
+
+    @property
+    def any(self) -> bool:
+        return bool(self.flagged.any())
+
+
+def _margin(majority: float) -> float:
+    return max(ACCURACY_BAD_MIN_MARGIN, ACCURACY_BAD_FRACTION * (1.0 - majority))
+
+
+def usable_constant_loss(base: Baselines) -> float | None:
+    value = base.constant_loss
+    if value is None or not math.isfinite(value) or value <= MIN_BASELINE:
+        return None
+    return float(value)
+
+
+def usable_accuracy_baseline(base: Baselines, acc: np.ndarray | None) -> float | None:
+    value = base.accuracy_baseline
+    if acc is None or value is None or not math.isfinite(value) or value >= 0.999:
+        return None
+    return float(value)
+
+
+def zones(loss: np.ndarray, acc: np.ndarray | None, base: Baselines) -> tuple[np.ndarray, str]:
+    """Zone of every epoch and the basis it was judged on."""
+    n = loss.shape[0]
+    finite = np.isfinite(loss)
+    constant = usable_constant_loss(base)
+    majority = usable_accuracy_baseline(base, acc)
+    bad = np.zeros(n, dtype=bool)
+    good = np.ones(n, dtype=bool)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if constant is not None or majority is not None:
+            if constant is not None:
+                g = 1.0 - loss / constant
+                bad |= ~(g >= G_BAD)
+                good &= g >= G_GOOD
+            if majority is not None:
+                bad |= acc <= majority + _margin(majority)
+                good &= acc >= majority + ACCURACY_GOOD_FRACTION * (1.0 - majority)
+            basis = "baseline"
+        else:
+            basis = "curve"
+            first = np.flatnonzero(finite)
+            if first.size == 0:
+                return np.full(n, ZONE_BAD, dtype=np.int8), basis
+            l0 = loss[first[0]]
+            drop = (l0 - loss) / max(abs(l0), _EPS)
+            near_ln_k = np.array([nearest_ln_k(float(v)) is not None for v in loss], dtype=bool)
+            if acc is not None:
+                acc_finite = np.flatnonzero(np.isfinite(acc))
+                a0 = acc[acc_finite[0]] if acc_finite.size else np.nan
+                gain = acc - a0
+                good = (acc >= CURVE_GOOD_ACCURACY) | (
+                    (drop >= CURVE_GOOD_LOSS_DROP) & (gain >= CURVE_GOOD_ACCURACY_GAIN)
+                )
+                bad = near_ln_k | (
+                    ~(drop >= CURVE_BAD_LOSS_DROP) & ~(gain >= CURVE_BAD_ACCURACY_GAIN)
+                )
+            else:
+                good = drop >= CURVE_GOOD_LOSS_DROP
+                bad = near_ln_k | ~(drop >= CURVE_BAD_LOSS_DROP)
+            bad &= ~good
+    zone = np.where(bad, ZONE_BAD, np.where(good, ZONE_GOOD, ZONE_MID)).astype(np.int8)
+    zone[~finite] = ZONE_BAD
+    return zone, basis
+
+
+def lr_collapse(lr: np.ndarray | None, n: int) -> np.ndarray:
+    """True where the learning rate is <= 1% of its maximum so far."""
+    if lr is None:
+        return np.zeros(n, dtype=bool)
+    rate = np.where(np.isfinite(lr) & (lr >= 0), lr, np.nan)
+    running = np.fmax.accumulate(np.where(np.isnan(rate), -np.inf, rate))
+    with np.errstate(invalid="ignore"):
+        return (rate <= LR_COLLAPSE_RATIO * running) & (running > 0)
+
+
+def swings(loss: np.ndarray, acc: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Per step j (from j-1 to j): a swing (loss moved >= 3% or accuracy >= 3 points),
+    and an upswing (the loss rose >= 3% or the accuracy fell >= 3 points)."""
+    n = loss.shape[0]
+    swing = np.zeros(n, dtype=bool)
+    up = np.zeros(n, dtype=bool)
+    if n < 2:
+        return swing, up
+    with np.errstate(invalid="ignore", divide="ignore"):
+        previous = np.maximum(np.abs(loss[:-1]), _EPS)
+        change = (loss[1:] - loss[:-1]) / previous
+        swing[1:] = np.abs(change) >= SWING_LOSS
+        up[1:] = change >= SWING_LOSS
+        if acc is not None:
+            step = acc[1:] - acc[:-1]
+            swing[1:] |= np.abs(step) >= SWING_ACCURACY
+            up[1:] |= step <= -SWING_ACCURACY
+    return swing, up
+
+
+class _Track:
+    """One series whose improvement over windows of epochs counts as progress.
+
+    Stored as "lower is better"; a missing or excluded epoch is +inf (it never
+    improves a window). `best[s]` is the best value up to s, `window` the best
+    value over (s, s + lag] for the current lag.
+    """
+
+    def __init__(self, values: np.ndarray, *, higher_is_better: bool, relative: bool, tolerance):
+        sign = -1.0 if higher_is_better else 1.0
+        values = sign * np.asarray(values, dtype=np.float64)
+        self.values = np.where(np.isnan(values), np.inf, values)
+        self.best = np.minimum.accumulate(self.values)
+        self.window = self.values[1:].copy()
+        self.relative = relative
+        self.tolerance = tolerance
+
+    def advance(self, lag: int) -> None:
+        if lag > 1:
+            self.window = np.minimum(self.window[:-1], self.values[lag:])
+
+    def progressed(self, start: np.ndarray, lag: int) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            reference = self.best[start]
+            gain = reference - self.window
+            if self.relative:
+                gain = gain / np.maximum(np.abs(reference), _EPS)
+            # No valid value before the window: nothing to have progressed from.
+            return (gain > self.tolerance * lag) & np.isfinite(reference)
+
+
+def _criteria(
+    loss: np.ndarray,
+    acc: np.ndarray | None,
+    constant: float | None,
+    majority: float | None,
+    excluded: np.ndarray,
+) -> list[list[_Track]]:
+    """Ways a window can show progress; a criterion holds when all its tracks improve.
+
+    With a constant-predictor loss C: the loss improving below C; the accuracy
+    improving above the majority rate; or (approaching C from above, as a
+    badly initialised model does) the raw loss falling *and* the raw accuracy
+    rising together. Learning the label frequencies alone (loss falling towards
+    C, accuracy rising towards the majority rate, predictions collapsed on one
+    class) satisfies none of them. Without accuracy, loss drops below 2C count.
+    Without baselines: the raw loss or the raw accuracy improving.
+    `excluded` epochs (non-finite loss, collapsed predictions) never count.
+    """
+
+    def loss_track(values):
+        values = np.where(excluded, np.inf, values)
+        return _Track(values, higher_is_better=False, relative=True, tolerance=LOSS_TOLERANCE)
+
+    def acc_track(values):
+        return _Track(values, higher_is_better=True, relative=False, tolerance=ACCURACY_TOLERANCE)
+
+    if acc is not None:
+        # Accuracy that ticks up while the loss is NaN, more than twice its best
+        # so far, or more than twice the constant-predictor loss (an exploding
+        # model) is noise, not learning.
+        best = np.fmin.accumulate(loss)
+        with np.errstate(invalid="ignore"):
+            diverged = excluded | ~(loss <= DIVERGENCE_FACTOR * np.abs(best))
+            if constant is not None:
+                diverged |= ~(loss <= DIVERGENCE_FACTOR * constant)
+        acc = np.where(diverged, np.nan, acc)
+    if constant is None:
+        criteria = [[loss_track(loss)]]
+        if acc is not None:
+            criteria.append([acc_track(acc)])
+        return criteria
+    if acc is None:
+        return [[loss_track(np.minimum(loss, DIVERGENCE_FACTOR * constant))]]
+    criteria = [[loss_track(np.minimum(loss, constant))]]
+    if majority is not None:
+        criteria.append([acc_track(np.maximum(acc, majority + _margin(majority)))])
+        criteria.append([loss_track(loss), acc_track(acc)])
+    else:
+        criteria.append([acc_track(acc)])
+    return criteria
+
+
+def detect(
+    loss: np.ndarray,
+    acc: np.ndarray | None,
+    base: Baselines,
+    lr: np.ndarray | None = None,
+    collapsed_predictions: np.ndarray | None = None,
+) -> StallResult:
+    """Flag stalled epochs. `loss`, `acc`, `lr` are aligned float arrays (NaN allowed);
+    `collapsed_predictions` marks epochs where (nearly) every probe sample got
+    the same class, when the run logged predictions."""
+    loss = np.asarray(loss, dtype=np.float64).reshape(-1)
+    n = loss.shape[0]
+    if acc is not None:
+        acc = np.asarray(acc, dtype=np.float64).reshape(-1)
+        if acc.shape[0] != n or not np.isfinite(acc).any():
+            acc = None
+    flagged = np.zeros(n, dtype=bool)
+    if n == 0:
+        return StallResult(flagged=flagged)
+    finite = np.isfinite(loss)
+    zone, basis = zones(loss, acc, base)
+    collapsed = lr_collapse(lr, n)
+    swing, up = swings(loss, acc)
+    constant = usable_constant_loss(base)
+    majority = usable_accuracy_baseline(base, acc)
+    excluded = ~finite
+    if collapsed_predictions is not None and collapsed_predictions.shape == (n,):
+        excluded = excluded | collapsed_predictions
+    criteria = _criteria(np.where(finite, loss, np.nan), acc, constant, majority, excluded)
+
+    raw = np.where(finite, loss, np.nan)
+    raw_for_max = np.where(finite, loss, np.inf)
+    best_raw = np.fmin.accumulate(raw)
+
+    def prefix(mask: np.ndarray) -> np.ndarray:
+        return np.concatenate(([0], np.cumsum(mask, dtype=np.int64)))
+
+    not_good = prefix(zone != ZONE_GOOD)
+    bad = prefix(zone == ZONE_BAD)
+    collapsed_sum = prefix(collapsed)
+    swing_sum = prefix(swing)
+    up_sum = prefix(up)
+
+    def progress(lag: int) -> np.ndarray:
+        start = np.arange(n - lag)
+        progressed = np.zeros(n - lag, dtype=bool)
+        for criterion in criteria:
+            met = np.ones(n - lag, dtype=bool)
+            for track in criterion:
+                met &= track.progressed(start, lag)
+            progressed |= met
+        return progressed
+
+    marks = np.zeros(n + 1, dtype=np.int64)
+    window_max_raw = raw_for_max[1:].copy()
+    first_step = np.zeros(n, dtype=bool)
+    for lag in range(1, min(MAX_LAG, n - 1) + 1):
+        for criterion in criteria:
+            for track in criterion:
+                track.advance(lag)
+        if lag > 1:
+            window_max_raw = np.maximum(window_max_raw[:-1], raw_for_max[lag:])
+        if lag == 1:
+            # A window must not open with a step of real progress: a stall
+            # starts where progress stopped (the epoch of the learning-rate
+            # drop), not one epoch earlier because a long window averages the
+            # last good step away.
+            first_step[: n - 1] = progress(1)
+        if lag < MIN_LAG:
+            continue
+        start = np.arange(n - lag)
+        end = start + lag
+        progressed = progress(lag) | first_step[start]
+        with np.errstate(invalid="ignore"):
+            diverging = window_max_raw >= DIVERGENCE_FACTOR * np.abs(best_raw[start])
+            if constant is not None:
+                diverging &= window_max_raw > constant
+        no_good = (not_good[end + 1] - not_good[start]) == lag + 1
+        all_bad = (bad[end + 1] - bad[start]) == lag + 1
+        lr_gone = (collapsed_sum[end + 1] - collapsed_sum[start + 1]) == lag
+        oscillating = (
+            (swing_sum[end + 1] - swing_sum[start + 1]) >= max(1, math.ceil(SWING_SHARE * lag))
+        ) & ((up_sum[end + 1] - up_sum[start + 1]) >= 1)
+        stalled = ~progressed & no_good & (all_bad | lr_gone | oscillating | diverging)
+        if stalled.any():
+            np.add.at(marks, start[stalled], 1)
+            np.add.at(marks, end[stalled] + 1, -1)
+    flagged = np.cumsum(marks[:n]) > 0
+    flagged |= ~finite
+
+    windows = []
+    for first, last in series.segments(flagged):
+        windows.append(
+            _describe(
+                first,
+                last,
+                loss,
+                zone,
+                collapsed,
+                swing,
+                up,
+                basis,
+                constant,
+                base.source == "estimated",
+            )
+        )
+    return StallResult(
+        flagged=flagged, windows=windows, zone=zone, lr_collapsed=collapsed, basis=basis
+    )
+
+
+def _describe(
+    first: int,
+    last: int,
+    loss: np.ndarray,
+    zone: np.ndarray,
+    collapsed: np.ndarray,
+    swing: np.ndarray,
+    up: np.ndarray,
+    basis: str,
+    constant: float | None,
+    estimated: bool,
+) -> StallWindow:
+    part = loss[first : last + 1]
+    nonfinite = not np.isfinite(part).all()
+    before = loss[: first + 1]
+    before = before[np.isfinite(before)]
+    best_before = float(before.min()) if before.size else None
+    peak = series.finite_max(part)
+    rising = (
+        best_before is not None
+        and peak is not None
+        and peak >= DIVERGENCE_FACTOR * abs(best_before)
+        and (constant is None or peak > constant)
+        and peak > best_before
+    )
+    steps = last - first
+    swing_count = int(swing[first + 1 : last + 1].sum()) if steps else 0
+    up_count = int(up[first + 1 : last + 1].sum()) if steps else 0
+    if nonfinite or rising:
+        kind = KIND_DIVERGENCE
+    elif steps and up_count and swing_count >= max(1, math.ceil(SWING_SHARE * steps)):
+        kind = KIND_OSCILLATION
+    else:
+        kind = KIND_PLATEAU
+
+    if nonfinite:
+        confidence = 0.95
+    elif basis == "baseline":
+        share_bad = float((zone[first : last + 1] == ZONE_BAD).mean())
+        confidence = 0.9 if share_bad >= 0.5 else 0.75
+        if estimated:  # ln K guessed from the curve, not measured from labels
+            confidence -= 0.2
+    else:
+        confidence = 0.55
+        if any(nearest_ln_k(float(v)) is not None for v in part if np.isfinite(v)):
+            confidence += 0.15
+        if collapsed[first : last + 1].any() or kind == KIND_DIVERGENCE:
+            confidence += 0.15
+    return StallWindow(start=first, end=last, kind=kind, confidence=min(confidence, 0.95))

@@ -1,0 +1,210 @@
+"""Puts the recorder into one model's real training step, and takes it out again.
+
+Callbacks never see gradients or batches, so for the length of one `fit` we
+replace three attributes on the *instances* (never the classes, so other
+models are untouched):
+
+- `model._compute_loss`: sees x, y, y_pred and the loss of every training step
+  (Keras's `train_step` calls it with `training=True`; validation calls it
+  with `training=False` and is left alone);
+- `model.optimizer.apply`: sees the gradients (`apply_gradients` calls it);
+- `model.train_function`: a thin Python wrapper that prepares the recorder
+  from the first batch's spec before the first trace, falls back to a clean
+  train function if the instrumented one fails, and cleans up when training
+  is interrupted (Keras does not call `on_train_end` then).
+
+Our wrappers are set with `object.__setattr__`, so Keras's and TensorFlow's
+attribute tracking never see them (nothing of ours is saved with the model).
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+# The hooks installed on each model, so a fit that died without cleanup is
+# cleaned up by the next one.
+_INSTALLED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+_COMPUTE_LOSS_ARGS = ("x", "y", "y_pred", "sample_weight", "training")
+
+
+class TrainingHooks:
+    """The wrappers of one fit on one model.
+
+    `recorder` is set by `on_first_batch` (called with the first iterator)
+    before the train function is traced; until then the wrappers pass through.
+    `on_error(exception)` is called for any failure inside our code.
+    """
+
+    def __init__(
+        self,
+        tf: Any,
+        model: Any,
+        on_first_batch: Callable[[Any], None],
+        on_error: Callable[[BaseException], None],
+        on_abort: Callable[[], None],
+    ) -> None:
+        self._tf = tf
+        self._model = model
+        self._on_first_batch = on_first_batch
+        self._on_error = on_error
+        self._on_abort = on_abort
+        self._patches: list[tuple[Any, str, Any, bool, Any]] = []
+        self.recorder: Any = None
+        self.active = False
+        self._first_batch_done = False
+        self._wrapper: Any = None
+
+    # -------------------------------------------------------------- install
+
+    def install(self) -> None:
+        model = self._model
+        previous = _INSTALLED.get(model)
+        if previous is not None:
+            previous.uninstall()
+        self._patch(model, "_compute_loss", self._wrap_compute_loss(model._compute_loss))
+        optimizer = getattr(model, "optimizer", None)
+        if optimizer is not None:
+            self._patch(optimizer, "apply", self._wrap_apply(optimizer, optimizer.apply))
+        self.active = True
+        _INSTALLED[model] = self
+        # `fit` built its train function before `on_train_begin`; it is traced
+        # at the first batch, so forcing a rebuild here costs no extra trace.
+        model.make_train_function(force=True)
+        self._wrapper = self._wrap_train_function(model.train_function)
+        model.train_function = self._wrapper
+
+    def uninstall(self) -> None:
+        """Restore the originals; the next `fit` retraces a clean train function."""
+        self.active = False
+        for obj, name, wrapper, had_own, original in reversed(self._patches):
+            if vars(obj).get(name) is not wrapper:
+                continue  # someone wrapped on top of us; ours passes through now
+            if had_own:
+                object.__setattr__(obj, name, original)
+            else:
+                object.__delattr__(obj, name)
+        self._patches = []
+        if _INSTALLED.get(self._model) is self:
+            del _INSTALLED[self._model]
+        self._model.train_function = None
+
+    def _patch(self, obj: Any, name: str, wrapper: Any) -> None:
+        had_own = name in vars(obj)
+        original = vars(obj).get(name)
+        object.__setattr__(obj, name, wrapper)
+        self._patches.append((obj, name, wrapper, had_own, original))
+
+    def _safely(self, function: Callable, *args: Any) -> Any:
+        try:
+            return function(*args)
+        except Exception as error:  # our failure must never stop training
+            self.active = False
+            self._on_error(error)
+            return None
+
+    # ------------------------------------------------------------- wrappers
+
+    def _wrap_compute_loss(self, original: Callable) -> Callable:
+        hooks = self
+
+        @functools.wraps(original)
+        def _compute_loss(*args: Any, **kwargs: Any) -> Any:
+            loss = original(*args, **kwargs)
+            if hooks.active and hooks.recorder is not None:
+                bound = dict(zip(_COMPUTE_LOSS_ARGS, args))
+                bound.update(kwargs)
+                # Identity check: `training` is the literal True in train_step.
+                if bound.get("training", True) is True:
+                    hooks._safely(
+                        hooks.recorder.record_data,
+                        bound.get("x"),
+                        bound.get("y"),
+                        bound.get("y_pred"),
+                        loss,
+                    )
+            return loss
+
+        return _compute_loss
+
+    def _wrap_apply(self, optimizer: Any, original: Callable) -> Callable:
+        hooks = self
+
+        @functools.wraps(original)
+        def apply(grads: Any, trainable_variables: Any = None, *args: Any, **kwargs: Any) -> Any:
+            grads = list(grads)
+            if trainable_variables is not None:
+                trainable_variables = list(trainable_variables)
+            if hooks.active and hooks.recorder is not None:
+                variables = trainable_variables
+                if variables is None:
+                    variables = list(getattr(optimizer, "_trainable_variables", []))
+                hooks._safely(hooks.recorder.record_gradients, grads, variables)
+            return original(grads, trainable_variables, *args, **kwargs)
+
+        return apply
+
+    def _wrap_train_function(self, instrumented: Callable) -> Callable:
+        hooks = self
+        tf = self._tf
+        passthrough = (StopIteration, tf.errors.OutOfRangeError)
+        state = {"function": instrumented, "calls": 0}
+
+        def train_function(iterator: Any) -> Any:
+            if not hooks._first_batch_done:
+                hooks._first_batch_done = True
+                hooks._safely(hooks._on_first_batch, iterator)
+            state["calls"] += 1
+            try:
+                return state["function"](iterator)
+            except passthrough:
+                raise  # the end of an epoch's data: Keras catches it
+            except Exception as error:
+                if state["function"] is not instrumented or state["calls"] > 1:
+                    # Later failures come from the user's model or data, and
+                    # retrying could hide them.
+                    hooks._abort()
+                    raise
+                # Our ops may be what failed (an XLA compile error shows only
+                # at the first call). Retry once without them: if the clean
+                # function works, training goes on without our in-graph
+                # statistics; if it fails too, the error is the user's.
+                state["function"] = hooks._clean_train_function()
+                try:
+                    result = state["function"](iterator)
+                except BaseException:
+                    hooks._abort()
+                    raise
+                hooks._on_error(error)
+                return result
+            except BaseException:
+                hooks._abort()  # KeyboardInterrupt: Keras will not call on_train_end
+                raise
+
+        return train_function
+
+    def _clean_train_function(self) -> Callable:
+        self.active = False
+        model = self._model
+        for obj, name, wrapper, had_own, original in reversed(self._patches):
+            if vars(obj).get(name) is wrapper:
+                if had_own:
+                    object.__setattr__(obj, name, original)
+                else:
+                    object.__delattr__(obj, name)
+        self._patches = []
+        model.make_train_function(force=True)
+        clean = model.train_function
+        # Keras looks `train_function` up at every step: keep ours in front
+        # so an interrupt still cleans up.
+        model.train_function = self._wrapper
+        return clean
+
+    def _abort(self) -> None:
+        try:
+            self._on_abort()
+        except Exception:  # never mask the user's exception with ours
+            pass

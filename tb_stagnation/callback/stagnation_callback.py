@@ -1,0 +1,585 @@
+"""`StagnationCallback`: records why a Keras model's loss may stop changing."""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+import weakref
+from typing import Any
+
+import numpy as np
+
+from tb_stagnation.callback._tf import import_tensorflow_and_keras, require_tensorflow_backend
+
+tf, keras = import_tensorflow_and_keras()
+
+# These import numpy only; the order keeps the clear ImportError above first.
+from tb_stagnation.callback import epoch_stats, model_info  # noqa: E402
+from tb_stagnation.callback.graph_recorder import (  # noqa: E402
+    MAX_REGRESSION_DIMS,
+    GraphRecorder,
+    LabelPlan,
+    LeafSpec,
+    RecorderPlan,
+)
+from tb_stagnation.callback.hooks import TrainingHooks  # noqa: E402
+from tb_stagnation.callback.probe import ProbeRunner  # noqa: E402
+from tb_stagnation.summary import tags  # noqa: E402
+from tb_stagnation.summary.writer import SummaryWriter  # noqa: E402
+
+# Fingerprints of the last this-many training batches are kept on the device
+# between two reads by the host.
+_RING_SIZE = 1024
+
+
+def _version() -> str:
+    from tb_stagnation import __version__
+
+    return __version__
+
+
+class StagnationCallback(keras.callbacks.Callback):
+    """Logs what it takes to tell why loss and accuracy stop changing.
+
+    Every epoch it writes, for TensorBoard's "Stagnation" tab and
+    `tb-stagnation report`: the Keras logs, the learning rate, per-layer and
+    global gradient norms measured in the real training steps, weight norms
+    and update ratios, NaN/Inf gradients, input and label statistics, how many
+    distinct batches the epoch trained on, dead ReLU and saturated
+    sigmoid/tanh units, and how confident, varied and changing the
+    predictions on a fixed probe of training samples are. Once per `fit` it
+    writes a model card (layers, loss, optimizer, task). The data goes to
+    `<log_dir>/stagnation/`, so it sits beside `keras.callbacks.TensorBoard`
+    on the same `log_dir`.
+
+    The gradient statistics cost a few reductions per training step inside
+    the compiled train function; everything else runs once per epoch. Any
+    failure of the callback itself is reported in one warning and never
+    stops training.
+
+    Example:
+
+    ```python
+    from tb_stagnation import StagnationCallback
+
+    model.fit(
+        x_train,
+        y_train,
+        epochs=20,
+        validation_data=(x_val, y_val),
+        callbacks=[
+            StagnationCallback(log_dir="logs/run1"),
+            keras.callbacks.TensorBoard(log_dir="logs/run1"),
+        ],
+    )
+    # Then: tensorboard --logdir logs   (or: tb-stagnation report logs)
+    ```
+
+    Args:
+        log_dir: the path of the directory where to save the log files, the
+            same you give `keras.callbacks.TensorBoard`. Files go to its
+            `stagnation/` subfolder. Defaults to `"logs"`.
+        update_freq: `"epoch"`, `"batch"` or an integer N. With `"batch"` or
+            N, the loss and the global gradient norm of the latest training
+            step are also written every N batches (`batch/loss`,
+            `batch/grad_global_norm`, step = global batch index). Writing
+            often reads the device often and slows training. Defaults to
+            `"epoch"`.
+        probe_size: how many of the first training samples to keep (on the
+            device) as the fixed probe on which predictions and dead or
+            saturated units are measured each epoch. At most 64 MB of inputs
+            are kept; 0 turns the probe off. Defaults to 256.
+        gradient_freq: measure gradients every `gradient_freq` training steps
+            (the first step of each epoch always). 1 measures every step; a
+            larger value makes the per-step cost smaller on models whose
+            steps are tiny. Defaults to 1.
+        verbose: 0 is silent, 1 prints where the logs go and a one-line
+            summary per epoch. Defaults to 0.
+    """
+
+    def __init__(
+        self,
+        log_dir: str | os.PathLike = "logs",
+        update_freq: str | int = "epoch",
+        probe_size: int = 256,
+        gradient_freq: int = 1,
+        verbose: int = 0,
+    ) -> None:
+        super().__init__()
+        require_tensorflow_backend(keras)
+        self.log_dir = os.fspath(log_dir)
+        self.update_freq = _check_update_freq(update_freq)
+        if not isinstance(probe_size, (int, np.integer)) or probe_size < 0:
+            raise ValueError(f"probe_size must be an integer >= 0, got {probe_size!r}")
+        if not isinstance(gradient_freq, (int, np.integer)) or gradient_freq < 1:
+            raise ValueError(f"gradient_freq must be an integer >= 1, got {gradient_freq!r}")
+        self.probe_size = int(probe_size)
+        self.gradient_freq = int(gradient_freq)
+        self.verbose = int(verbose)
+        self._writer: SummaryWriter | None = None
+        self._finalizer: Any = None
+        self._hooks: TrainingHooks | None = None
+        self._reset_fit_state()
+
+    # ------------------------------------------------------------ fit state
+
+    def _reset_fit_state(self) -> None:
+        self._warned = False
+        self._layers: list = []
+        self._variables: list = []  # (variable, layer index, counts globally)
+        self._snapshot: list | None = None
+        self._recorder: GraphRecorder | None = None
+        self._probe: ProbeRunner | None = None
+        self._outputs: list = []
+        self._stats_index: int | None = None
+        self._label_plan: LabelPlan | None = None
+        self._previous_classes: np.ndarray | None = None
+        self._distinct: epoch_stats.DistinctBatches | None = None
+        self._epoch = 0
+        self._card_written = False
+        self._batches_in_epoch = 0
+        self._drained_at = 0
+        self._global_batch_start = 0
+        self._last_batch_bucket = 0
+        self._last_grad_step_written = -1
+
+    def _warn(self, error: BaseException) -> None:
+        """One warning per fit, naming the first failure; training goes on."""
+        if self._warned:
+            return
+        self._warned = True
+        warnings.warn(
+            "StagnationCallback hit an internal error and records less from now on; "
+            f"training is not affected. {type(error).__name__}: {error}",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+    def _guarded(self, function: Any, *args: Any) -> Any:
+        try:
+            return function(*args)
+        except Exception as error:
+            self._warn(error)
+            return None
+
+    # ------------------------------------------------------------- Keras hooks
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        # A fit of ours interrupted outside its train step left these open.
+        self._finish()
+        self._reset_fit_state()
+        # Not guarded: an unwritable log_dir is the user's to fix, now.
+        self._writer = self._open_writer()
+        self._finalizer = weakref.finalize(self, _close_quietly, self._writer)
+        self._guarded(self._begin)
+
+    def _begin(self) -> None:
+        model = self.model
+        self._find_layers()
+        optimizer = getattr(model, "optimizer", None)
+        iterations = getattr(optimizer, "iterations", None)
+        if iterations is not None:
+            # Continue the global batch count of an earlier fit of this model.
+            self._global_batch_start = int(_to_numpy(iterations))
+        if isinstance(self.update_freq, int):
+            self._last_batch_bucket = self._global_batch_start // self.update_freq
+        if self.verbose:
+            _print(f"StagnationCallback: writing to {self._writer.run_dir}")
+        self._hooks = TrainingHooks(
+            tf,
+            model,
+            on_first_batch=self._on_first_batch,
+            on_error=self._warn,
+            on_abort=self._finish,
+        )
+        self._hooks.install()
+
+    def _find_layers(self) -> None:
+        self._layers = model_info.weight_layers(self.model)
+        trained = {id(v) for v in self.model.trainable_weights}
+        self._variables = [
+            (variable, index, id(variable) in trained)
+            for index, layer in enumerate(self._layers)
+            for variable in layer.variables
+        ]
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = int(epoch)
+        self._batches_in_epoch = 0
+        self._drained_at = 0
+        self._last_grad_step_written = -1
+        self._snapshot = self._guarded(self._read_weights)
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        self._batches_in_epoch = int(batch) + 1
+        if self._recorder is None:
+            return
+        if self._batches_in_epoch - self._drained_at >= _RING_SIZE // 2:
+            self._drained_at = self._batches_in_epoch
+            self._guarded(self._drain_fingerprints)
+        if isinstance(self.update_freq, int):
+            self._guarded(self._maybe_write_batch)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self._writer is None:
+            return
+        scalars: dict = {}
+        layer_stats: dict = {}
+        class_counts = None
+        self._guarded(self._logs_values, logs or {}, scalars)
+        self._guarded(self._learning_rate_value, scalars)
+        self._guarded(self._weight_values, scalars, layer_stats)
+        counts = self._guarded(self._recorder_values, scalars, layer_stats)
+        if counts is not None:
+            class_counts = counts
+        self._guarded(self._probe_values, scalars, layer_stats)
+        if self._layers:
+            for tag in tags.LAYER_STATS:
+                layer_stats.setdefault(tag, np.full(len(self._layers), np.nan))
+        self._guarded(self._write_epoch, int(epoch), scalars, layer_stats, class_counts)
+        self._global_batch_start += self._batches_in_epoch
+        if self.verbose:
+            _print(_summary_line(int(epoch), scalars))
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        self._finish()
+
+    # ------------------------------------------------------------- lifecycle
+
+    def _open_writer(self) -> SummaryWriter:
+        run_dir = os.path.join(self.log_dir, tags.RUN_SUBDIR)
+        try:
+            return SummaryWriter(run_dir)
+        except Exception as error:
+            raise OSError(
+                f"StagnationCallback cannot write to log_dir {self.log_dir!r} "
+                f"(event files go to {run_dir!r}): {type(error).__name__}: {error}"
+            ) from error
+
+    def _finish(self) -> None:
+        """Restore the model and close the file; after train end or an interrupt."""
+        hooks, self._hooks = self._hooks, None
+        if hooks is not None:
+            self._guarded(hooks.uninstall)
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            self._guarded(writer.close)
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        self._recorder = None
+        self._probe = None
+
+    # --------------------------------------------------------- first batch
+
+    def _on_first_batch(self, iterator: Any) -> None:
+        """Plan and create the in-graph recorder from the first batch's spec.
+
+        Runs before the train function is traced, so every variable exists
+        when the wrappers add their ops.
+        """
+        model = self.model
+        spec = getattr(iterator, "element_spec", None)
+        replicated = False
+        if spec is not None:
+            replicated = _has_per_replica_spec(spec)
+            spec = tf.nest.map_structure(_first_replica_spec, spec)
+        x_spec, y_spec, _ = (
+            keras.utils.unpack_x_y_sample_weight(spec) if spec is not None else (None, None, None)
+        )
+        if spec is not None:
+            self._build_model(spec)
+        try:
+            self._outputs = model_info.describe_outputs(model, keras, x_spec)
+        except Exception as error:
+            self._outputs = []
+            self._warn(error)
+        self._stats_index = model_info.stats_output_index(self._outputs)
+        self._guarded(self._write_card, x_spec, replicated)
+
+        x_leaves = keras.tree.flatten(x_spec) if x_spec is not None else []
+        numeric = [leaf for leaf in x_leaves if _is_numeric_spec(leaf)]
+        self._label_plan = self._plan_labels(y_spec)
+        plan = RecorderPlan(
+            num_layers=len(self._layers),
+            layer_of_variable={id(v): index for v, index, _ in self._variables},
+            gradient_freq=self.gradient_freq,
+            x_leaves=tuple(LeafSpec(tuple(leaf.shape[1:]), leaf.dtype) for leaf in numeric),
+            # The probe must be re-packable into the model's input structure.
+            probe_size=self.probe_size if numeric and len(numeric) == len(x_leaves) else 0,
+            label=self._label_plan,
+            batch_logging=isinstance(self.update_freq, int),
+            ring_size=max(_RING_SIZE, 4 * int(getattr(model, "steps_per_execution", 1) or 1)),
+            xla=bool(getattr(model, "jit_compile", False))
+            and not getattr(model, "run_eagerly", False),
+        )
+        recorder = GraphRecorder(tf, keras, plan, model.distribute_strategy, model.optimizer)
+        self._distinct = epoch_stats.DistinctBatches(recorder.replicas)
+        self._recorder = recorder
+        if recorder.probe_capacity > 0:
+            try:
+                self._probe = ProbeRunner(tf, keras, model, self._layers, x_spec)
+            except Exception as error:
+                self._warn(error)
+        if self._hooks is not None:
+            self._hooks.recorder = recorder
+
+    def _build_model(self, spec: Any) -> None:
+        """Build what Keras would only build while tracing the first step.
+
+        Without a distribution strategy Keras defers building subclassed (and
+        input-less Sequential) models and the optimizer to the first trace;
+        with one it builds them symbolically first. We take the second path,
+        so layers, weights and the optimizer's loss scale exist before our ops
+        are traced.
+        """
+        model = self.model
+        optimizer = getattr(model, "optimizer", None)
+        if all(layer.built for layer in model._flatten_layers()):
+            if optimizer is not None and not optimizer.built:
+                optimizer.build(model.trainable_variables)
+            return
+        model._symbolic_build(data_batch=spec)
+        self._find_layers()
+        # No step has run yet: these are the first epoch's starting weights.
+        self._snapshot = self._read_weights()
+
+    def _plan_labels(self, y_spec: Any) -> LabelPlan | None:
+        index = self._stats_index
+        if index is None or y_spec is None:
+            return None
+        output = self._outputs[index]
+        names = [o.name for o in self._outputs]
+        target = model_info.select_target(y_spec, index, names, keras)
+        if target is None or not hasattr(target, "shape"):
+            return None
+        sparse = bool(output.sparse_labels)
+        dims = 1
+        if output.task == model_info.TASK_CLASSIFICATION:
+            classes = output.num_classes or 0
+            if output.sparse_labels is None:
+                # Labels shaped like the predictions are one-hot or probabilities.
+                sparse = not (
+                    target.shape.rank == len(output.shape)
+                    and classes > 1
+                    and target.shape[-1] == classes
+                )
+        elif output.task == model_info.TASK_REGRESSION:
+            per_sample = target.shape[1:]
+            if target.shape.rank and all(d is not None for d in per_sample):
+                size = int(math.prod(int(d) for d in per_sample)) if per_sample else 1
+                dims = size if 1 <= size <= MAX_REGRESSION_DIMS else 1
+        return LabelPlan(
+            output_index=index,
+            output_names=tuple(names),
+            task=output.task,
+            num_classes=output.num_classes,
+            sparse=sparse,
+            dims=dims,
+        )
+
+    def _write_card(self, x_spec: Any, replicated: bool) -> None:
+        batch_size = None
+        if x_spec is not None:
+            first = keras.tree.flatten(x_spec)[0]
+            if first.shape.rank and first.shape[0] is not None:
+                replicas = self.model.distribute_strategy.num_replicas_in_sync if replicated else 1
+                batch_size = int(first.shape[0]) * int(replicas)
+        steps = (self.params or {}).get("steps")
+        card = model_info.build_model_card(
+            self.model,
+            self._layers,
+            self._outputs,
+            self._stats_index,
+            learning_rate=self._current_learning_rate(),
+            steps_per_epoch=int(steps) if steps is not None else None,
+            batch_size=batch_size,
+            update_freq=self.update_freq,
+            version=_version(),
+        )
+        self._writer.write_model_card(self._epoch, card)
+        self._writer.flush()
+        self._card_written = True
+
+    # ------------------------------------------------------------- per batch
+
+    def _drain_fingerprints(self) -> None:
+        if self._recorder is not None and self._distinct is not None:
+            self._distinct.add(self._recorder.drain_fingerprints())
+
+    def _maybe_write_batch(self) -> None:
+        every = int(self.update_freq)
+        index = self._global_batch_start + self._batches_in_epoch - 1
+        # Write after every `every` batches; with steps_per_execution > 1 the
+        # callback sees every k-th batch only, so compare buckets, not indices.
+        bucket = (index + 1) // every
+        if bucket == self._last_batch_bucket:
+            return
+        self._last_batch_bucket = bucket
+        loss, grad_norm, grad_step = self._recorder.read_batch_values()
+        scalars = {tags.BATCH_LOSS: loss}
+        if grad_step > self._last_grad_step_written:
+            scalars[tags.BATCH_GRAD_GLOBAL_NORM] = grad_norm
+            self._last_grad_step_written = grad_step
+        self._writer.write_step(index, scalars=scalars)
+
+    # ------------------------------------------------------------- per epoch
+
+    def _logs_values(self, logs: dict, scalars: dict) -> None:
+        for key, value in logs.items():
+            try:
+                array = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError):
+                continue  # a string or structure: nothing to plot
+            if array.ndim == 0:
+                scalars[tags.logs_tag(str(key))] = float(array)
+
+    def _current_learning_rate(self) -> float | None:
+        optimizer = getattr(self.model, "optimizer", None)
+        if optimizer is None:
+            return None
+        inner = getattr(optimizer, "inner_optimizer", optimizer)
+        # Keras evaluates a schedule at the current iteration here.
+        value = inner.learning_rate
+        return float(_to_numpy(value))
+
+    def _learning_rate_value(self, scalars: dict) -> None:
+        value = self._current_learning_rate()
+        if value is not None:
+            scalars[tags.LEARNING_RATE] = value
+
+    def _read_weights(self) -> list:
+        return [np.array(variable.numpy()) for variable, _, _ in self._variables]
+
+    def _weight_values(self, scalars: dict, layer_stats: dict) -> None:
+        if self._snapshot is None:
+            return
+        end = self._read_weights()
+        new_scalars, new_layers = epoch_stats.weight_stats(
+            self._snapshot,
+            end,
+            [index for _, index, _ in self._variables],
+            [is_global for _, _, is_global in self._variables],
+            len(self._layers),
+        )
+        self._snapshot = None  # the one copy per epoch goes as soon as it is used
+        scalars.update(new_scalars)
+        layer_stats.update(new_layers)
+
+    def _recorder_values(self, scalars: dict, layer_stats: dict) -> np.ndarray | None:
+        recorder = self._recorder
+        if recorder is None:
+            return None
+        readout = recorder.read()
+        self._drain_fingerprints()
+        distinct = self._distinct.count() if self._distinct is not None else 0
+        recorder.reset_epoch()
+        if self._distinct is not None:
+            self._distinct.reset()
+        grad_scalars, grad_layers = epoch_stats.gradient_stats(readout, len(self._layers))
+        data_scalars, class_counts = epoch_stats.data_stats(readout, self._label_plan)
+        scalars.update(grad_scalars)
+        scalars.update(data_scalars)
+        if data_scalars.get(tags.BATCHES_SEEN, 0) > 0:
+            scalars[tags.BATCHES_DISTINCT] = float(distinct)
+        layer_stats.update(grad_layers)
+        return class_counts
+
+    def _probe_values(self, scalars: dict, layer_stats: dict) -> None:
+        if self._probe is None or self._recorder is None:
+            return
+        leaves = self._recorder.read_probe()
+        if leaves is None:
+            return
+        result = self._probe.run(leaves)
+        layer_stats[tags.LAYER_DEAD_FRACTION] = result.dead
+        layer_stats[tags.LAYER_SATURATED_FRACTION] = result.saturated
+        index = self._stats_index
+        if index is None or index >= len(result.outputs):
+            return
+        output = self._outputs[index]
+        probabilities = epoch_stats.class_probabilities(
+            result.outputs[index], output.task, output.activation, output.from_logits
+        )
+        if probabilities is None:
+            return
+        new_scalars, classes = epoch_stats.prediction_stats(probabilities, self._previous_classes)
+        self._previous_classes = classes
+        scalars.update(new_scalars)
+
+    def _write_epoch(
+        self, epoch: int, scalars: dict, layer_stats: dict, class_counts: np.ndarray | None
+    ) -> None:
+        self._writer.write_step(
+            epoch, scalars=scalars, layer_stats=layer_stats, class_counts=class_counts
+        )
+        # Flushed every epoch, so a running TensorBoard sees the epoch now.
+        self._writer.flush()
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    # Variable.numpy() avoids the NumPy 2 `__array__(copy=...)` deprecation path.
+    if hasattr(value, "numpy"):
+        value = value.numpy()
+    return np.asarray(value)
+
+
+def _check_update_freq(update_freq: Any) -> str | int:
+    if update_freq == "epoch":
+        return "epoch"
+    if update_freq == "batch":
+        return 1
+    if isinstance(update_freq, (int, np.integer)) and not isinstance(update_freq, bool):
+        if update_freq >= 1:
+            return int(update_freq)
+    raise ValueError(
+        f"update_freq must be 'epoch', 'batch' or an integer >= 1, got {update_freq!r}"
+    )
+
+
+def _first_replica_spec(spec: Any) -> Any:
+    values = getattr(spec, "_value_specs", None)
+    return values[0] if values else spec
+
+
+def _has_per_replica_spec(spec: Any) -> bool:
+    return any(getattr(leaf, "_value_specs", None) is not None for leaf in tf.nest.flatten(spec))
+
+
+def _is_numeric_spec(spec: Any) -> bool:
+    if not isinstance(spec, tf.TensorSpec):
+        return False  # ragged and sparse inputs cannot fill a fixed-shape probe
+    dtype = getattr(spec, "dtype", None)
+    shape = getattr(spec, "shape", None)
+    if dtype is None or shape is None or shape.rank is None or shape.rank < 1:
+        return False
+    return bool(dtype.is_floating or dtype.is_integer or dtype.is_bool)
+
+
+def _close_quietly(writer: SummaryWriter) -> None:
+    try:
+        writer.close()
+    except Exception:
+        pass
+
+
+def _print(message: str) -> None:
+    try:
+        from keras.src.utils.io_utils import print_msg
+    except ImportError:  # pragma: no cover - Keras moved it
+        print(message)
+    else:
+        print_msg(message)
+
+
+def _summary_line(epoch: int, scalars: dict) -> str:
+    def show(tag: str, fmt: str = ".3g") -> str:
+        value = scalars.get(tag)
+        return "-" if value is None else format(value, fmt)
+
+    return (
+        f"StagnationCallback epoch {epoch}: grad norm {show(tags.GRAD_GLOBAL_NORM)}, "
+        f"update ratio {show(tags.UPDATE_GLOBAL_RATIO)}, "
+        f"distinct batches {show(tags.BATCHES_DISTINCT, '.0f')}/{show(tags.BATCHES_SEEN, '.0f')}"
+    )

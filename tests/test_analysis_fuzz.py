@@ -1,0 +1,129 @@
+"""Fuzz: analyze_run never raises and keeps its schema for arbitrary run data."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_analysis_helpers import card, check_schema
+
+from tb_stagnation.analysis.report import analyze_run
+from tb_stagnation.reader.run_data import SOURCE_CALLBACK, SOURCE_KERAS, RunData
+from tb_stagnation.summary import tags
+
+VALUES = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True, width=32),
+    st.floats(min_value=-2.0, max_value=3.0),  # loss-like and share-like values, often
+    st.sampled_from([0.0, 1.0, 0.6931, 1.0986, 1e-9, 1e10, float("nan"), float("inf")]),
+)
+SCALAR_TAGS = [
+    tags.logs_tag("loss"),
+    tags.logs_tag("accuracy"),
+    tags.logs_tag("val_loss"),
+    tags.LEARNING_RATE,
+    tags.GRAD_GLOBAL_NORM,
+    tags.GRAD_NONFINITE_FRACTION,
+    tags.WEIGHT_GLOBAL_NORM,
+    tags.UPDATE_GLOBAL_RATIO,
+    tags.PRED_TOP_CLASS_SHARE,
+    tags.PRED_CHANGED_SHARE,
+    tags.INPUT_MEAN,
+    tags.INPUT_STD,
+    tags.INPUT_MAX_ABS,
+    tags.BATCHES_DISTINCT,
+    tags.BATCHES_SEEN,
+    tags.LABEL_MEAN,
+    tags.LABEL_VARIANCE,
+]
+LOSSES = [
+    "sparse_categorical_crossentropy",
+    "binary_crossentropy",
+    "mean_squared_error",
+    "categorical_crossentropy",
+    "huber",
+    None,
+    7,
+]
+ACTIVATIONS = ["softmax", "sigmoid", "linear", "relu", "tanh", None]
+
+
+@st.composite
+def run_data(draw):
+    n = draw(st.integers(min_value=0, max_value=24))
+    layers = draw(st.integers(min_value=0, max_value=4))
+
+    def series(length):
+        return np.array(draw(st.lists(VALUES, min_size=length, max_size=length)), dtype=float)
+
+    scalars = {}
+    for tag in draw(st.lists(st.sampled_from(SCALAR_TAGS), unique=True, max_size=len(SCALAR_TAGS))):
+        if draw(st.booleans()):
+            scalars[tag] = np.full(n, draw(VALUES))  # constant series are common
+        else:
+            scalars[tag] = series(n)
+    layer_stats = {}
+    for tag in draw(st.lists(st.sampled_from(list(tags.LAYER_STATS)), unique=True, max_size=7)):
+        layer_stats[tag] = series(n * layers).reshape(n, layers)
+    counts = None
+    if draw(st.booleans()):
+        k = draw(st.integers(min_value=1, max_value=4))
+        counts = series(n * k).reshape(n, k)
+    model_card = draw(
+        st.one_of(
+            st.none(),
+            st.just({}),
+            st.builds(
+                lambda loss, act, width: card(loss=loss, activation=act, width=width),
+                st.sampled_from(LOSSES),
+                st.sampled_from(ACTIVATIONS),
+                st.integers(min_value=1, max_value=4),
+            ),
+            st.just({"layers": [None, 3, {"name": 5}], "optimizer": "sgd", "output_shape": [2]}),
+        )
+    )
+    names = [f"layer_{i}" for i in range(layers)] if draw(st.booleans()) else []
+    present = {}
+    for tag in scalars:
+        if draw(st.booleans()):
+            present[tag] = np.array(draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    run = RunData(
+        name=draw(st.text(max_size=12)),
+        source=draw(st.sampled_from([SOURCE_CALLBACK, SOURCE_KERAS])),
+        epochs=np.arange(n, dtype=np.int64) + draw(st.integers(min_value=0, max_value=5)),
+        scalars=scalars,
+        layer_names=names,
+        layer_stats=layer_stats,
+        class_counts=counts,
+        model_card=model_card,
+    )
+    run.scalar_present = present  # the reader's "a value was logged here" masks
+    return run
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(run_data())
+def test_analyze_run_never_raises_and_keeps_the_schema(run):
+    report = analyze_run(run)
+    check_schema(report)
+    assert report["epochs"] <= run.num_epochs
+    assert set(report["stalled_epochs"]) <= {int(e) for e in run.epochs}
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(VALUES, min_size=0, max_size=40), st.lists(VALUES, min_size=0, max_size=40))
+def test_loss_and_accuracy_curves_alone(loss, acc):
+    n = len(loss)
+    acc = (acc + [0.5] * n)[:n]
+    for source in (SOURCE_CALLBACK, SOURCE_KERAS):
+        run = RunData(
+            name="fuzz",
+            source=source,
+            epochs=np.arange(n, dtype=np.int64),
+            scalars={
+                tags.logs_tag("loss"): np.array(loss),
+                tags.logs_tag("accuracy"): np.array(acc),
+            },
+            class_counts=np.ones((n, 3)) if source == SOURCE_CALLBACK else None,
+            model_card=card() if source == SOURCE_CALLBACK else None,
+        )
+        check_schema(analyze_run(run))
