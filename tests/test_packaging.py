@@ -26,7 +26,9 @@ def test_plugin_and_cli_import_paths_never_import_tensorflow():
 
 def test_entry_points_are_registered():
     plugins = importlib_metadata.entry_points(group="tensorboard_plugins")
-    assert any(ep.name == "stagnation" and ep.value.startswith("tb_stagnation.plugin") for ep in plugins)
+    assert any(
+        ep.name == "stagnation" and ep.value.startswith("tb_stagnation.plugin") for ep in plugins
+    )
     scripts = importlib_metadata.entry_points(group="console_scripts")
     assert any(ep.name == "tb-stagnation" for ep in scripts)
 

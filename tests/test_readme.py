@@ -75,8 +75,14 @@ def demo_run():
     env = env_with_venv()
     env.update(TB_STAGNATION_VENV=str(BIN.parent), PORT=str(port))
     process = subprocess.Popen(
-        command, shell=True, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        command,
+        shell=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
     )
     lines: list[str] = []
     listing = None
@@ -134,12 +140,20 @@ def test_install_block_keeps_the_tensorflow_a_user_has(tmp_path):
     (command,) = blocks_of("install")
     report = tmp_path / "pip-report.json"
     command = command.split("#")[0].strip().replace("pip install", f"{BIN / 'pip'} install", 1)
-    subprocess.run(f"{command} --dry-run --quiet --report {report}", shell=True, cwd=ROOT,
-                   env=env_with_venv(), check=True, timeout=600, capture_output=True)
+    subprocess.run(
+        f"{command} --dry-run --quiet --report {report}",
+        shell=True,
+        cwd=ROOT,
+        env=env_with_venv(),
+        check=True,
+        timeout=600,
+        capture_output=True,
+    )
     import json
 
-    would_install = [item["metadata"]["name"].lower()
-                     for item in json.loads(report.read_text())["install"]]
+    would_install = [
+        item["metadata"]["name"].lower() for item in json.loads(report.read_text())["install"]
+    ]
     assert would_install == ["tb-stagnation"], would_install
 
 
@@ -147,8 +161,14 @@ def test_python_blocks_run(tmp_path):
     for number, code in enumerate(blocks_of("python")):
         script = tmp_path / f"block_{number}.py"
         script.write_text(code, encoding="utf-8")
-        subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env_with_venv(),
-                       check=True, timeout=600, capture_output=True)
+        subprocess.run(
+            [sys.executable, str(script)],
+            cwd=tmp_path,
+            env=env_with_venv(),
+            check=True,
+            timeout=600,
+            capture_output=True,
+        )
     # The fit block wrote our data and Keras's side by side.
     assert (tmp_path / "logs" / "run1" / "stagnation").is_dir()
     assert (tmp_path / "logs" / "run1" / "train").is_dir()
@@ -163,8 +183,15 @@ def test_shell_blocks_run_and_print_what_readme_shows(demo_run):
     for index, (kind, body) in enumerate(blocks):
         if kind != "shell":
             continue
-        result = subprocess.run(body, shell=True, cwd=ROOT, env=env_with_venv(),
-                                capture_output=True, text=True, timeout=300)
+        result = subprocess.run(
+            body,
+            shell=True,
+            cwd=ROOT,
+            env=env_with_venv(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert result.returncode in (0, 1), result.stderr  # 1: stalls found, as documented
         following = blocks[index + 1] if index + 1 < len(blocks) else None
         if following and following[0] == "output":
