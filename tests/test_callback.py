@@ -52,7 +52,7 @@ def test_sequential_classifier_writes_every_tag_with_sane_values(tmp_path, jit_c
         epochs=EPOCHS,
         validation_data=(x[:64], y[:64]),
         verbose=0,
-        callbacks=[StagnationCallback(log_dir=str(tmp_path))],
+        callbacks=[StagnationCallback(log_dir=str(tmp_path), gradient_freq=1)],
     )
     run = read_run(tmp_path)
     steps = list(range(EPOCHS))
@@ -141,6 +141,7 @@ def test_sequential_classifier_writes_every_tag_with_sane_values(tmp_path, jit_c
     assert card["trainable_params"] == model.count_params()
     assert card["steps_per_epoch"] == 6 and card["batch_size"] == 32
     assert card["update_freq"] == "epoch"
+    assert card["gradient_freq"] == 1 and card["probe_size"] == 256
 
     # The model is left as it was found.
     assert "_compute_loss" not in vars(model)
@@ -442,7 +443,7 @@ def test_update_freq_writes_batch_values_at_global_batch_indices(tmp_path):
         batch_size=32,
         epochs=2,
         verbose=0,
-        callbacks=[StagnationCallback(str(tmp_path), update_freq=2)],
+        callbacks=[StagnationCallback(str(tmp_path), update_freq=2, gradient_freq=1)],
     )
     run = read_run(tmp_path)
     # 5 batches per epoch, global indices 0..9: written after every 2nd batch.
@@ -505,7 +506,8 @@ def test_probe_size_zero_turns_prediction_statistics_off(tmp_path):
     run = read_run(tmp_path)
     assert not run.scalar(tags.PRED_ENTROPY)
     assert np.all(np.isnan(run.layer(tags.LAYER_DEAD_FRACTION, 0)))
-    assert run.series(tags.GRAD_STEPS) == [2.0]
+    # Two steps, the default gradient_freq (8) measures the first of each epoch.
+    assert run.series(tags.GRAD_STEPS) == [1.0]
 
 
 @pytest.mark.parametrize(

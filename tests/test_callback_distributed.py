@@ -46,7 +46,7 @@ _SCRIPT = textwrap.dedent(
     with warnings.catch_warnings(record=True) as records:
         warnings.simplefilter("always")
         model.fit(x, y, batch_size=32, epochs=2, verbose=0,
-                  callbacks=[StagnationCallback(os.path.join(log_dir, "varied"))])
+                  callbacks=[StagnationCallback(os.path.join(log_dir, "varied"), gradient_freq=1)])
         repeated = tf.data.Dataset.from_tensors((x[:32], y[:32])).repeat()
         model.fit(repeated, steps_per_epoch=3, epochs=1, verbose=0,
                   callbacks=[StagnationCallback(os.path.join(log_dir, "repeated"))])

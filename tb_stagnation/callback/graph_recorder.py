@@ -187,9 +187,6 @@ class GraphRecorder:
     def record_gradients(self, grads: list, variables: list) -> None:
         """Add one step's per-layer gradient norms (every `gradient_freq` steps)."""
         tf = self._tf
-        import os
-        if os.environ.get("NOGRAD"):
-            return
         plan = self.plan
         layers = plan.num_layers
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
@@ -237,18 +234,11 @@ class GraphRecorder:
 
             # Counting NaN/Inf entries costs a pass over every gradient; a
             # finite total norm proves there are none, so it runs only then.
-            import os
-            mode = os.environ.get("NF", "cond")
-            if mode == "cond":
-                nonfinite = tf.cond(
-                    tf.math.is_finite(total),
-                    lambda: tf.zeros([layers + 1], tf.float32),
-                    count_nonfinite,
-                )
-            elif mode == "none":
-                nonfinite = tf.zeros([layers + 1], tf.float32)
-            else:
-                nonfinite = count_nonfinite()
+            nonfinite = tf.cond(
+                tf.math.is_finite(total),
+                lambda: tf.zeros([layers + 1], tf.float32),
+                count_nonfinite,
+            )
             update = tf.concat(
                 [safe_norms, finite, nonfinite, tf.constant(entries), tf.ones([1])], 0
             )
@@ -280,9 +270,6 @@ class GraphRecorder:
     def record_data(self, x: Any, y: Any, y_pred: Any, loss: Any) -> None:
         """Add one step's input, label and fingerprint statistics; fill the probe."""
         tf = self._tf
-        import os
-        if os.environ.get("NODATA"):
-            return
         tree = self._keras.tree
         plan = self.plan
         # Dense numeric tensors only: ragged, sparse and string inputs are skipped.

@@ -382,8 +382,9 @@ def build_model_card(
     batch_size: int | None,
     update_freq: Any,
     version: str,
+    extra: dict | None = None,
 ) -> dict:
-    """The `model_card` JSON object of FORMAT.md."""
+    """The `model_card` JSON object of FORMAT.md (plus `extra` fields)."""
     primary = outputs[stats_index] if stats_index is not None else (outputs[0] if outputs else None)
     first = outputs[0] if outputs else None
     return {
@@ -426,6 +427,7 @@ def build_model_card(
         "batch_size": batch_size,
         "update_freq": update_freq,
         "callback_version": version,
+        **(extra or {}),
     }
 
 

@@ -53,10 +53,11 @@ class StagnationCallback(keras.callbacks.Callback):
     `<log_dir>/stagnation/`, so it sits beside `keras.callbacks.TensorBoard`
     on the same `log_dir`.
 
-    The gradient statistics cost a few reductions per training step inside
-    the compiled train function; everything else runs once per epoch. Any
-    failure of the callback itself is reported in one warning and never
-    stops training.
+    Inside the compiled train step it adds a few reductions per step (input
+    sums, label counts, a batch fingerprint) and, every `gradient_freq`
+    steps, one pass over the gradients; everything else runs once per epoch
+    on the host. Any failure of the callback itself is reported in one
+    warning and never stops training.
 
     Example:
 
@@ -91,9 +92,12 @@ class StagnationCallback(keras.callbacks.Callback):
             saturated units are measured each epoch. At most 64 MB of inputs
             are kept; 0 turns the probe off. Defaults to 256.
         gradient_freq: measure gradients every `gradient_freq` training steps
-            (the first step of each epoch always). 1 measures every step; a
-            larger value makes the per-step cost smaller on models whose
-            steps are tiny. Defaults to 1.
+            (and always at the first step of an epoch); `gradients/steps`
+            says how many steps were measured. Reading every gradient once
+            more costs about as much as a step's optimizer update does; on a
+            1M-parameter MLP on CPU, measuring every step adds ~5% to the
+            step time, every 8th step well under 1%. 1 measures every step.
+            Defaults to 8.
         verbose: 0 is silent, 1 prints where the logs go and a one-line
             summary per epoch. Defaults to 0.
     """
@@ -103,7 +107,7 @@ class StagnationCallback(keras.callbacks.Callback):
         log_dir: str | os.PathLike = "logs",
         update_freq: str | int = "epoch",
         probe_size: int = 256,
-        gradient_freq: int = 1,
+        gradient_freq: int = 8,
         verbose: int = 0,
     ) -> None:
         super().__init__()
@@ -397,6 +401,8 @@ class StagnationCallback(keras.callbacks.Callback):
             batch_size=batch_size,
             update_freq=self.update_freq,
             version=_version(),
+            # Beyond FORMAT.md's schema: how the statistics were sampled.
+            extra={"gradient_freq": self.gradient_freq, "probe_size": self.probe_size},
         )
         self._writer.write_model_card(self._epoch, card)
         self._writer.flush()
