@@ -106,21 +106,33 @@ def _fit(
     )
 
 
+def _fit_digits(
+    log_dir,
+    optimizer,
+    model=None,
+    inputs=None,
+    labels=None,
+    loss="sparse_categorical_crossentropy",
+    **fit_options,
+):
+    """The digits MLP most runs share, with one thing broken: `inputs` and
+    `labels` rewrite the data, `model`, `loss` and `optimizer` the setup."""
+    (tx, ty), (vx, vy) = _digits()
+    if inputs is not None:
+        tx, vx = inputs(tx), inputs(vx)
+    if labels is not None:
+        ty, vy = labels(ty), labels(vy)
+    model = model if model is not None else _mlp(64, 10)
+    _fit(model, log_dir, (tx, ty), (vx, vy), loss, optimizer, **fit_options)
+
+
 # -- the runs -----------------------------------------------------------------
 
 
 def healthy(log_dir):
     import keras
 
-    train, val = _digits()
-    _fit(
-        _mlp(64, 10),
-        log_dir,
-        train,
-        val,
-        "sparse_categorical_crossentropy",
-        keras.optimizers.Adam(1e-3),
-    )
+    _fit_digits(log_dir, keras.optimizers.Adam(1e-3))
 
 
 def converges_then_plateaus(log_dir):
@@ -128,8 +140,9 @@ def converges_then_plateaus(log_dir):
 
     (tx, ty), (vx, vy) = _breast_cancer()
     tx, vx = _standardize(tx, vx)
+    model = _mlp(30, 1, output_activation="sigmoid")
     _fit(
-        _mlp(30, 1, output_activation="sigmoid"),
+        model,
         log_dir,
         (tx, ty),
         (vx, vy),
@@ -158,96 +171,53 @@ def unscaled_inputs(log_dir):
 def deep_sigmoid_stack(log_dir):
     import keras
 
-    train, val = _digits()
-    _fit(
-        _mlp(64, 10, activation="sigmoid", depth=10, width=32),
-        log_dir,
-        train,
-        val,
-        "sparse_categorical_crossentropy",
-        keras.optimizers.SGD(1e-2),
-    )
+    model = _mlp(64, 10, activation="sigmoid", depth=10, width=32)
+    _fit_digits(log_dir, keras.optimizers.SGD(1e-2), model=model)
 
 
 def wrong_loss_for_softmax(log_dir):
     import keras
 
-    (tx, ty), (vx, vy) = _digits()
-    one_hot = np.eye(10, dtype="float32")
-    _fit(
-        _mlp(64, 10),
-        log_dir,
-        (tx, one_hot[ty]),
-        (vx, one_hot[vy]),
-        "binary_crossentropy",
-        keras.optimizers.Adam(1e-3),
-    )
+    def one_hot(y):
+        return np.eye(10, dtype="float32")[y]
+
+    _fit_digits(log_dir, keras.optimizers.Adam(1e-3), labels=one_hot, loss="binary_crossentropy")
 
 
 def learning_rate_too_small(log_dir):
     import keras
 
-    train, val = _digits()
-    _fit(
-        _mlp(64, 10),
-        log_dir,
-        train,
-        val,
-        "sparse_categorical_crossentropy",
-        keras.optimizers.SGD(1e-7),
-    )
+    _fit_digits(log_dir, keras.optimizers.SGD(1e-7))
 
 
 def learning_rate_too_large(log_dir):
     import keras
 
-    train, val = _digits()
-    _fit(
-        _mlp(64, 10),
-        log_dir,
-        train,
-        val,
-        "sparse_categorical_crossentropy",
-        keras.optimizers.SGD(50.0),
-    )
+    _fit_digits(log_dir, keras.optimizers.SGD(50.0))
 
 
 def frozen_layers(log_dir):
     import keras
 
-    train, val = _digits()
     model = _mlp(64, 10)
     # The transfer-learning slip: freezing the whole model instead of its base.
     model.trainable = False
-    _fit(model, log_dir, train, val, "sparse_categorical_crossentropy", keras.optimizers.Adam(1e-3))
+    _fit_digits(log_dir, keras.optimizers.Adam(1e-3), model=model)
 
 
 def labels_all_one_class(log_dir):
     import keras
 
-    (tx, ty), (vx, vy) = _digits()
-    _fit(
-        _mlp(64, 10),
-        log_dir,
-        (tx, np.zeros_like(ty)),
-        (vx, np.zeros_like(vy)),
-        "sparse_categorical_crossentropy",
-        keras.optimizers.Adam(1e-3),
-    )
+    _fit_digits(log_dir, keras.optimizers.Adam(1e-3), labels=np.zeros_like)
 
 
 def inputs_all_constant(log_dir):
     import keras
 
-    (tx, ty), (vx, vy) = _digits()
-    _fit(
-        _mlp(64, 10),
-        log_dir,
-        (np.full_like(tx, 0.5), ty),
-        (np.full_like(vx, 0.5), vy),
-        "sparse_categorical_crossentropy",
-        keras.optimizers.Adam(1e-3),
-    )
+    def constant(x):
+        return np.full_like(x, 0.5)
+
+    _fit_digits(log_dir, keras.optimizers.Adam(1e-3), inputs=constant)
 
 
 def imbalanced_labels_no_signal(log_dir):
@@ -259,14 +229,8 @@ def imbalanced_labels_no_signal(log_dir):
     # 5% positives that no feature predicts: the model learns to say "no".
     ty = (rng.random(len(tx)) < 0.05).astype("float32")
     vy = (rng.random(len(vx)) < 0.05).astype("float32")
-    _fit(
-        _mlp(30, 1, output_activation="sigmoid"),
-        log_dir,
-        (tx, ty),
-        (vx, vy),
-        "binary_crossentropy",
-        keras.optimizers.Adam(1e-3),
-    )
+    model = _mlp(30, 1, output_activation="sigmoid")
+    _fit(model, log_dir, (tx, ty), (vx, vy), "binary_crossentropy", keras.optimizers.Adam(1e-3))
 
 
 def pipeline_repeats_one_batch(log_dir):
@@ -290,19 +254,13 @@ def pipeline_repeats_one_batch(log_dir):
 def schedule_kills_learning_rate(log_dir):
     import keras
 
-    train, val = _digits()
-
     def schedule(epoch, lr):
         # A decay written with the wrong sign of exponent: from epoch 6 on the
         # learning rate is 1e-12, and learning stops mid-run.
         return 1e-2 if epoch < 6 else 1e-12
 
-    _fit(
-        _mlp(64, 10),
+    _fit_digits(
         log_dir,
-        train,
-        val,
-        "sparse_categorical_crossentropy",
         keras.optimizers.SGD(1e-2),
         epochs=20,
         callbacks=[keras.callbacks.LearningRateScheduler(schedule)],
