@@ -236,9 +236,9 @@ def test_regression_model_gets_label_baseline_and_no_class_statistics(tmp_path):
     y = np.stack([x[:, 0] * 0.5, x[:, 1] - x[:, 2]], axis=1).astype("float32")
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(6), keras.layers.Dense(2)])
     model.compile(keras.optimizers.SGD(1e-5), "mae")
-    model.fit(
-        x, y, batch_size=40, epochs=2, verbose=0, callbacks=[StagnationCallback(str(tmp_path))]
-    )
+    # gradient_freq=1: the input spread of every batch, to compare with numpy.
+    callback = StagnationCallback(str(tmp_path), gradient_freq=1)
+    model.fit(x, y, batch_size=40, epochs=2, verbose=0, callbacks=[callback])
     run = read_run(tmp_path)
     card = run.card()
     assert card["task"] == "regression" and card["num_classes"] is None
@@ -546,7 +546,7 @@ def test_two_inputs_an_embedding_and_a_nested_model(tmp_path):
         batch_size=32,
         epochs=2,
         verbose=0,
-        callbacks=[StagnationCallback(str(tmp_path))],
+        callbacks=[StagnationCallback(str(tmp_path), gradient_freq=1)],
     )
     run = read_run(tmp_path)
     card = run.card()
@@ -597,3 +597,48 @@ def test_convolution_units_are_channels_and_sample_weights_pass(tmp_path):
     )
     assert run.series(tags.BATCHES_SEEN) == [3.0]
     assert tags.logs_tag("val_loss") in run.scalars
+
+
+def test_distinct_batches_are_counted_past_the_device_ring(tmp_path):
+    # 1100 steps: more than the 1024 fingerprints the device keeps between reads.
+    keras.utils.set_random_seed(16)
+    x, y = _classification_data(n=1100, seed=16)
+    model = _sequential()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    singles = tf.data.Dataset.from_tensor_slices((x, y)).batch(1).repeat()
+    model.fit(
+        singles,
+        steps_per_epoch=1100,
+        epochs=1,
+        verbose=0,
+        callbacks=[StagnationCallback(str(tmp_path / "all"), probe_size=0)],
+    )
+    assert read_run(tmp_path / "all").series(tags.BATCHES_DISTINCT) == [1100.0]
+    cycle = tf.data.Dataset.from_tensor_slices((x[:21], y[:21])).batch(7).repeat()
+    model.fit(
+        cycle,
+        steps_per_epoch=1100,
+        epochs=1,
+        verbose=0,
+        callbacks=[StagnationCallback(str(tmp_path / "three"), probe_size=0)],
+    )
+    run = read_run(tmp_path / "three")
+    assert run.series(tags.BATCHES_DISTINCT) == [3.0]
+    assert run.series(tags.BATCHES_SEEN) == [1100.0]
+
+
+def test_a_sequential_model_without_input_is_built_before_tracing(tmp_path):
+    keras.utils.set_random_seed(17)
+    x, y = _classification_data(n=64, seed=17)
+    model = keras.Sequential(
+        [keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3, activation="softmax")]
+    )
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(
+        x, y, batch_size=32, epochs=2, verbose=0, callbacks=[StagnationCallback(str(tmp_path))]
+    )
+    run = read_run(tmp_path)
+    assert [layer["params"] for layer in run.card()["layers"]] == [56, 27]
+    assert run.card()["task"] == "classification"
+    assert np.all(run.layer(tags.LAYER_GRAD_NORM, 0) > 0)
+    assert np.all(run.layer(tags.LAYER_UPDATE_RATIO, 0) > 0)  # the first epoch's start was seen

@@ -15,8 +15,10 @@ from tb_stagnation.callback import epoch_stats, model_info
 from tb_stagnation.callback.graph_recorder import (
     D_BATCHES,
     D_COUNT,
-    D_M2,
-    D_Q,
+    D_SPREAD_COUNT,
+    D_SPREAD_M2,
+    D_SPREAD_Q,
+    D_SPREAD_SUM,
     D_SUM,
     DATA_HEAD,
     LabelPlan,
@@ -85,31 +87,39 @@ def test_weight_stats_per_layer_and_global():
     offset=st.floats(-1e4, 1e4),
 )
 def test_input_statistics_combine_batches_like_numpy(batches, offset):
-    # What record_data adds per batch, in float32 as on the device.
+    # What record_data adds per (measured) batch, in float32 as on the device.
     data = np.zeros(DATA_HEAD)
     for batch in batches:
         values = (batch + np.float32(offset)).astype(np.float32)
         size = values.size
         total = np.float32(values.sum(dtype=np.float32))
+        m2 = np.square(values - total / size, dtype=np.float32).sum(dtype=np.float32)
         data[D_BATCHES] += 1
         data[D_SUM] += float(total)
-        data[D_M2] += float(
-            np.square(values - total / size, dtype=np.float32).sum(dtype=np.float32)
-        )
-        data[D_Q] += float(total) ** 2 / size
         data[D_COUNT] += size
+        data[D_SPREAD_SUM] += float(total)
+        data[D_SPREAD_M2] += float(m2)
+        data[D_SPREAD_Q] += float(total) ** 2 / size
+        data[D_SPREAD_COUNT] += size
     everything = np.concatenate(
         [(b + np.float32(offset)).astype(np.float32).ravel() for b in batches]
     )
-    scalars, _ = epoch_stats.data_stats(_readout(data=data, maxima=np.array([1.0, 1.0])), None)
-    assert scalars[tags.INPUT_MEAN] == pytest.approx(
-        everything.mean(dtype=np.float64), rel=1e-5, abs=1e-2
-    )
+    readout = _readout(data=data, maxima=np.array([1.0, 1.0]))
+    scalars, _ = epoch_stats.data_stats(readout, None)
+    expected_mean = everything.mean(dtype=np.float64)
+    assert scalars[tags.INPUT_MEAN] == pytest.approx(expected_mean, rel=1e-5, abs=1e-2)
     scale = max(1.0, abs(offset), float(np.abs(everything).max()))
-    assert scalars[tags.INPUT_STD] == pytest.approx(
-        everything.std(dtype=np.float64), abs=1e-3 * scale
-    )
+    expected_std = everything.std(dtype=np.float64)
+    assert scalars[tags.INPUT_STD] == pytest.approx(expected_std, abs=1e-3 * scale)
     assert scalars[tags.BATCHES_SEEN] == len(batches)
+
+
+def test_input_spread_is_absent_without_a_measured_step():
+    data = np.zeros(DATA_HEAD)
+    data[[D_BATCHES, D_SUM, D_COUNT]] = [2, 10.0, 5]
+    scalars, _ = epoch_stats.data_stats(_readout(data=data), None)
+    assert scalars[tags.INPUT_MEAN] == 2.0
+    assert tags.INPUT_STD not in scalars and tags.INPUT_MAX_ABS not in scalars
 
 
 def test_regression_label_baseline_is_the_mean_per_dimension_variance():

@@ -15,8 +15,10 @@ import numpy as np
 from tb_stagnation.callback.graph_recorder import (
     D_BATCHES,
     D_COUNT,
-    D_M2,
-    D_Q,
+    D_SPREAD_COUNT,
+    D_SPREAD_M2,
+    D_SPREAD_Q,
+    D_SPREAD_SUM,
     D_SUM,
     DATA_HEAD,
     M_MAX_ABS,
@@ -104,13 +106,15 @@ def data_stats(readout: Readout, label: LabelPlan | None) -> tuple[dict, np.ndar
     """Input, batch-count and label statistics; the class counts if any."""
     data = readout.data
     scalars: dict = {}
-    count = data[D_COUNT]
     scalars[tags.BATCHES_SEEN] = float(data[D_BATCHES]) / max(readout.replicas, 1)
+    if data[D_COUNT] > 0:
+        scalars[tags.INPUT_MEAN] = float(data[D_SUM] / data[D_COUNT])
+    count = data[D_SPREAD_COUNT]
     if count > 0:
-        mean = data[D_SUM] / count
-        # Chan et al.: within-batch M2 plus the between-batch spread.
-        variance = (data[D_M2] + data[D_Q] - data[D_SUM] ** 2 / count) / count
-        scalars[tags.INPUT_MEAN] = float(mean)
+        # Over the measured steps' batches: Chan et al.'s within-batch M2 plus
+        # the between-batch spread.
+        total = data[D_SPREAD_SUM]
+        variance = (data[D_SPREAD_M2] + data[D_SPREAD_Q] - total**2 / count) / count
         scalars[tags.INPUT_STD] = float(math.sqrt(max(variance, 0.0)))
         scalars[tags.INPUT_MAX_ABS] = float(readout.maxima[M_MAX_ABS])
     class_counts = None

@@ -2,14 +2,18 @@
 
 `hooks.py` calls `record_data` from inside `Model._compute_loss` and
 `record_gradients` from inside `optimizer.apply`, while Keras traces the train
-function. Both only add a few reductions and one `assign_add` per variable;
-nothing leaves the device until the callback reads the accumulators once per
-epoch (and the fingerprint ring every `ring_size / 2` batches).
+function. Every step: input sums, label counts, a batch fingerprint, one
+write of a small float64 state vector (and, until it is full, the probe).
+Every `gradient_freq`-th step only (a `tf.cond`): the gradient norms and the
+input spread (std, max), the two passes over large tensors. Nothing leaves
+the device until the callback reads the state once per epoch (and the
+fingerprint ring every `ring_size / 2` batches).
 
-Every op added here must be unable to fail at run time (a failing op would
-stop the user's training, and we cannot catch it there): label ids are
-clipped before `unsorted_segment_sum`, scatter indices are bounded, shapes are
-checked at trace time and a mismatch skips the statistic.
+Every op added here must be unable to fail at run time: past the first call
+(which `hooks.py` retries without us) a failing op would stop the user's
+training. So label ids are clipped before `unsorted_segment_sum`, scatter
+indices are bounded, shapes are checked at trace time and a mismatch skips
+the statistic.
 
 Under a `tf.distribute` strategy the variables are ON_READ: each replica adds
 to its own copy without any cross-device sync, and the host combines the
@@ -98,15 +102,27 @@ class RecorderPlan:
     xla: bool = False
 
 
-# Data accumulator layout: fixed head, then the label block.
-D_BATCHES, D_SAMPLES, D_SUM, D_M2, D_Q, D_COUNT = range(6)
-DATA_HEAD = 6
-# Maxima: largest |input|, largest batch (samples in one replica's step).
+# Data block layout: fixed head, then the label block.
+# Every step: batches, samples, sum and count of input entries (the mean).
+# Measured steps only (every gradient_freq-th): the spread block, from which
+# the std is recombined (Chan et al.): sum, M2, Q = sum^2/n per batch, count.
+(
+    D_BATCHES,
+    D_SAMPLES,
+    D_SUM,
+    D_COUNT,
+    D_SPREAD_SUM,
+    D_SPREAD_M2,
+    D_SPREAD_Q,
+    D_SPREAD_COUNT,
+) = range(8)
+DATA_HEAD = 8
+# Maxima: largest |input| (measured steps), largest batch (samples in one replica's step).
 M_MAX_ABS, M_BATCH = range(2)
 
 
 def grad_layout(num_layers: int) -> dict[str, slice]:
-    """Blocks of the gradient accumulator; each block has one entry per layer + global."""
+    """Blocks of the gradient block; each has one entry per layer, then the global one."""
     n = num_layers + 1
     return {
         "norm_sum": slice(0, n),  # sum over measured steps of the finite L2 norms
@@ -115,6 +131,54 @@ def grad_layout(num_layers: int) -> dict[str, slice]:
         "entries": slice(3 * n, 4 * n),  # gradient entries looked at
         "steps": slice(4 * n, 4 * n + 1),  # measured steps
     }
+
+
+@dataclass(frozen=True)
+class StateLayout:
+    """Where everything lives in the one float64 state vector.
+
+    One variable instead of eight: each variable an XLA-compiled step reads or
+    writes costs a few microseconds of its own, which on a small model's 4 ms
+    step is a visible share. Counters are float64 too (exact below 2**53).
+    """
+
+    data: slice  # additive, reset every epoch
+    grad: slice  # additive, reset every epoch
+    step: int  # training steps this epoch, counted by record_data; reset every epoch
+    ring_count: int  # fingerprints written this epoch, reset every epoch
+    probe_count: int  # probe rows filled, kept for the whole fit
+    maxima: slice  # running maxima, reset every epoch
+    batch: slice  # last loss, last measured global grad norm and its step; kept
+    size: int
+
+    @classmethod
+    def of(cls, plan: RecorderPlan) -> StateLayout:
+        data = DATA_HEAD + (plan.label.width if plan.label else 0)
+        grad = 4 * (plan.num_layers + 1) + 1
+        step = data + grad
+        return cls(
+            data=slice(0, data),
+            grad=slice(data, data + grad),
+            step=step,
+            ring_count=step + 1,
+            probe_count=step + 2,
+            maxima=slice(step + 3, step + 5),
+            batch=slice(step + 5, step + 8),
+            size=step + 8,
+        )
+
+    def initial(self) -> np.ndarray:
+        state = np.zeros(self.size)
+        state[self.batch] = [np.nan, np.nan, -1.0]
+        return state
+
+    def reset_epoch(self, state: np.ndarray) -> np.ndarray:
+        state = np.array(state, np.float64)
+        for block in (self.data, self.grad, self.maxima):
+            state[block] = 0.0
+        state[self.step] = 0.0
+        state[self.ring_count] = 0.0
+        return state
 
 
 @dataclass
@@ -135,37 +199,25 @@ class GraphRecorder:
         self._keras = keras
         self.plan = plan
         self._strategy = strategy
-        self._loss_scale = _dynamic_loss_scale(optimizer)
-        layers = plan.num_layers
-        label_width = plan.label.width if plan.label else 0
-        # Per input leaf, [features, 2]: a column of ones (the sum) and fixed
-        # pseudo-random weights (a weighted sum tells apart batches whose sums agree).
+        self._optimizer = optimizer
+        self.layout = StateLayout.of(plan)
+        # Per input leaf, [features, 3]: a column of ones (the sum) and two of
+        # fixed pseudo-random weights: the sum and the two weighted sums are a
+        # batch's fingerprint (order-free, and unlikely to agree by chance).
         self._reducers = [
             _input_reducer(leaf.per_sample_size, index) for index, leaf in enumerate(plan.x_leaves)
         ]
+        self.probe_capacity = _probe_capacity(plan)
         with strategy.scope():
-            self.grad_acc = self._variable(np.zeros(4 * (layers + 1) + 1), "grad_acc")
-            self.step_in_epoch = self._variable(np.int64(0), "step_in_epoch")
-            self.data_acc = self._variable(np.zeros(DATA_HEAD + label_width), "data_acc")
-            self.maxima = self._variable(np.zeros(2, np.float32), "maxima")
+            self.state = self._variable(self.layout.initial(), "state")
             self.ring = self._variable(np.zeros((plan.ring_size, 3)), "fingerprints")
-            self.ring_index = self._variable(np.int64(0), "fingerprint_count")
             self.probe_vars = []
-            self.probe_capacity = _probe_capacity(plan)
-            if self.probe_capacity > 0:
-                for leaf in plan.x_leaves:
-                    # One spare row at the end takes the writes past the capacity.
-                    shape = (self.probe_capacity + 1,) + tuple(leaf.shape)
-                    self.probe_vars.append(
-                        self._variable(np.zeros(shape, leaf.dtype.as_numpy_dtype), "probe")
-                    )
-            self.probe_count = self._variable(np.int32(0), "probe_count")
-            self.batch_loss = None
-            self.batch_grad = None
-            if plan.batch_logging:
-                self.batch_loss = self._variable(np.float32(np.nan), "batch_loss")
-                # Last measured global norm and the in-epoch step it was measured at.
-                self.batch_grad = self._variable(np.array([np.nan, -1.0], np.float32), "batch_grad")
+            for leaf in plan.x_leaves if self.probe_capacity > 0 else ():
+                # One spare row at the end takes the writes past the capacity.
+                shape = (self.probe_capacity + 1,) + tuple(leaf.shape)
+                self.probe_vars.append(
+                    self._variable(np.zeros(shape, leaf.dtype.as_numpy_dtype), "probe")
+                )
         self._drained = [0] * self.replicas
 
     @property
@@ -182,23 +234,44 @@ class GraphRecorder:
             aggregation=tf.VariableAggregation.SUM,
         )
 
+    def _write_state(self, state: Any, **parts: Any) -> None:
+        """Assign `state` with the given parts (same names as StateLayout) replaced."""
+        tf = self._tf
+        layout = self.layout
+        pieces = {
+            "data": state[layout.data],
+            "grad": state[layout.grad],
+            "counters": state[layout.step : layout.probe_count + 1],
+            "maxima": state[layout.maxima],
+            "batch": state[layout.batch],
+        }
+        pieces.update(parts)
+        self.state.assign(
+            tf.concat([pieces[k] for k in ("data", "grad", "counters", "maxima", "batch")], axis=0)
+        )
+
     # ------------------------------------------------------------------ graph side
 
     def record_gradients(self, grads: list, variables: list) -> None:
-        """Add one step's per-layer gradient norms (every `gradient_freq` steps)."""
+        """Add one step's per-layer gradient norms, every `gradient_freq` steps.
+
+        The step count comes from `record_data`, which runs earlier in the same
+        step; a train step that never computes a loss through Keras leaves it
+        at 0, and then every step is measured. On the other steps nothing but
+        one branch is added: the state is only written when measured.
+        """
         tf = self._tf
         plan = self.plan
+        layout = self.layout
         layers = plan.num_layers
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-        step = self.step_in_epoch.read_value()
         if not pairs:
-            self.step_in_epoch.assign_add(1)
             return
-        # Segment `layers` collects variables no layer owns; the global entry
-        # (index `layers` of every block) is the sum over all variables.
-        segments = np.array([plan.layer_of_variable.get(id(v), layers) for _, v in pairs], np.int32)
-        present = np.zeros(layers + 1, np.float32)
-        entries = np.zeros(layers + 1, np.float32)
+        # The global entry (index `layers` of every block) sums every variable,
+        # including those no layer owns.
+        segments = [plan.layer_of_variable.get(id(v), layers) for _, v in pairs]
+        present = np.zeros(layers + 1)
+        entries = np.zeros(layers + 1)
         for (_, variable), segment in zip(pairs, segments):
             size = float(math.prod(int(d) for d in variable.shape))
             entries[layers] += size
@@ -207,19 +280,22 @@ class GraphRecorder:
                 entries[segment] += size
                 present[segment] = 1.0
         values = [g.values if isinstance(g, tf.IndexedSlices) else g for g, _ in pairs]
+        # Which entries of `squares` belong to each layer, fixed at trace time:
+        # Python-side grouping becomes a few fused scalar adds (a segment sum
+        # would be an XLA scatter).
+        groups = [[i for i, seg in enumerate(segments) if seg == layer] for layer in range(layers)]
+        scale = self._gradient_scale()
 
         def measure() -> Any:
+            state = self.state.read_value()
             squares = tf.stack([self._sum_of_squares(v) for v in values])
-            if self._loss_scale is not None:
-                squares = squares / tf.square(tf.cast(self._loss_scale, tf.float32))
-            if self.replicas > 1:
-                # Keras scales each replica's loss by 1/replicas before the
-                # gradient; undo it: the norm is that of the replica's batch.
-                squares = squares * float(self.replicas**2)
-            per_layer = tf.math.unsorted_segment_sum(squares, segments, layers + 1)[:layers]
+            if scale is not None:
+                squares = squares * scale
             total = tf.reduce_sum(squares)
-            norms = tf.sqrt(tf.concat([per_layer, tf.reshape(total, [1])], 0))
-            finite = tf.cast(tf.math.is_finite(norms), tf.float32) * present
+            norms = tf.sqrt(
+                tf.concat([_group_sums(tf, squares, groups), tf.reshape(total, [1])], 0)
+            )
+            finite = tf.cast(tf.math.is_finite(norms), tf.float32) * present.astype(np.float32)
             safe_norms = tf.where(finite > 0, norms, tf.zeros_like(norms))
 
             def count_nonfinite() -> Any:
@@ -229,8 +305,8 @@ class GraphRecorder:
                         for v in values
                     ]
                 )
-                per = tf.math.unsorted_segment_sum(counts, segments, layers + 1)[:layers]
-                return tf.concat([per, tf.reshape(tf.reduce_sum(counts), [1])], 0)
+                per_layer = _group_sums(tf, counts, groups)
+                return tf.concat([per_layer, tf.reshape(tf.reduce_sum(counts), [1])], 0)
 
             # Counting NaN/Inf entries costs a pass over every gradient; a
             # finite total norm proves there are none, so it runs only then.
@@ -240,18 +316,44 @@ class GraphRecorder:
                 count_nonfinite,
             )
             update = tf.concat(
-                [safe_norms, finite, nonfinite, tf.constant(entries), tf.ones([1])], 0
+                [safe_norms, finite, nonfinite, tf.constant(entries, tf.float32), tf.ones([1])], 0
             )
-            self.grad_acc.assign_add(tf.cast(update, tf.float64))
-            if self.batch_grad is not None:
-                self.batch_grad.assign(tf.stack([norms[layers], tf.cast(step, tf.float32)]))
+            measured = tf.stack([tf.cast(norms[layers], tf.float64), state[layout.step] - 1.0])
+            self._write_state(
+                state,
+                grad=state[layout.grad] + tf.cast(update, tf.float64),
+                batch=tf.concat([state[layout.batch][:1], measured], 0),
+            )
             return tf.constant(0)
 
         if plan.gradient_freq <= 1:
             measure()
-        else:
-            tf.cond(tf.equal(step % plan.gradient_freq, 0), measure, lambda: tf.constant(0))
-        self.step_in_epoch.assign_add(1)
+            return
+        # `step` counts this step already (record_data ran): step 1 is the first.
+        step = self.state.read_value()[layout.step]
+        due = tf.equal(
+            tf.math.floormod(tf.maximum(step - 1.0, 0.0), float(plan.gradient_freq)), 0.0
+        )
+        tf.cond(due, measure, lambda: tf.constant(0))
+
+    def _gradient_scale(self) -> float | Any | None:
+        """Factor on squared norms: undo loss scaling (mixed precision, replicas)."""
+        tf = self._tf
+        factor = None
+        # A LossScaleOptimizer receives scaled gradients. Looked up at trace
+        # time: its scale variable only exists once the optimizer is built.
+        optimizer = self._optimizer
+        if optimizer is not None and hasattr(optimizer, "inner_optimizer"):
+            dynamic = getattr(optimizer, "dynamic_scale", None)
+            if dynamic is not None:
+                dynamic = tf.cast(getattr(dynamic, "value", dynamic), tf.float32)
+                factor = 1.0 / tf.square(dynamic)
+        if self.replicas > 1:
+            # Keras scales each replica's loss by 1/replicas before the
+            # gradient; undo it: the norm is that of the replica's batch.
+            replicas = float(self.replicas**2)
+            factor = replicas if factor is None else factor * replicas
+        return factor
 
     def _sum_of_squares(self, value: Any) -> Any:
         tf = self._tf
@@ -272,6 +374,7 @@ class GraphRecorder:
         tf = self._tf
         tree = self._keras.tree
         plan = self.plan
+        layout = self.layout
         # Dense numeric tensors only: ragged, sparse and string inputs are skipped.
         leaves = [
             leaf
@@ -283,61 +386,94 @@ class GraphRecorder:
             return
         f64 = tf.float64
         batch = tf.shape(leaves[0])[0]
+        state = self.state.read_value()
+        step = state[layout.step]  # steps before this one, this epoch
         total = tf.constant(0.0, f64)
-        m2 = tf.constant(0.0, f64)
-        q = tf.constant(0.0, f64)
         count = tf.constant(0.0, f64)
-        weighted = tf.constant(0.0, f64)
-        max_abs = tf.constant(0.0, tf.float32)
+        weighted = [tf.constant(0.0, f64), tf.constant(0.0, f64)]
+        flats = []
         for index, leaf in enumerate(leaves):
             values = tf.cast(leaf, tf.float32)
             reducer = self._reducers[index] if index < len(self._reducers) else None
             per_sample = _static_per_sample(leaf)
             if reducer is not None and per_sample == reducer.shape[0]:
-                # Sum and weighted sum in one matmul (fast with and without XLA).
+                # Sum and two weighted sums in one matmul (fast with and without XLA).
                 flat = tf.reshape(values, [-1, per_sample])
                 sums = tf.reduce_sum(tf.matmul(flat, reducer), 0)
-                leaf_sum, leaf_weighted = sums[0], sums[1]
-                size = tf.cast(tf.size(flat), tf.float32)
-                centered = tf.square(flat - leaf_sum / tf.maximum(size, 1.0))
-                leaf_m2 = tf.reduce_sum(tf.matmul(centered, reducer[:, :1]))
-                weighted += tf.cast(leaf_weighted, f64)
+                leaf_sum = sums[0]
+                weighted = [
+                    weighted[0] + tf.cast(sums[1], f64),
+                    weighted[1] + tf.cast(sums[2], f64),
+                ]
             else:
-                size = tf.cast(tf.size(values), tf.float32)
+                flat = values
                 leaf_sum = tf.reduce_sum(values)
-                leaf_m2 = tf.reduce_sum(tf.square(values - leaf_sum / tf.maximum(size, 1.0)))
-            # Centered within the batch in float32 (accurate); the between-batch
-            # part is recombined on the host in float64 (Chan et al.).
+            flats.append((flat, leaf_sum, tf.cast(tf.size(values), tf.float32)))
             total += tf.cast(leaf_sum, f64)
-            m2 += tf.cast(leaf_m2, f64)
-            q += tf.cast(tf.square(leaf_sum) / tf.maximum(size, 1.0), f64)
-            count += tf.cast(size, f64)
-            max_abs = tf.maximum(max_abs, tf.reduce_max(tf.abs(values)))
+            count += tf.cast(tf.size(values), f64)
+
+        def spread() -> Any:
+            # A second pass over the inputs: only on measured steps. Centered
+            # within the batch in float32 (accurate); the between-batch part
+            # is recombined on the host in float64 (Chan et al.).
+            m2 = tf.constant(0.0, f64)
+            q = tf.constant(0.0, f64)
+            max_abs = tf.constant(0.0, tf.float32)
+            for flat, leaf_sum, size in flats:
+                mean = leaf_sum / tf.maximum(size, 1.0)
+                if flat.shape.rank == 2 and flat.shape[-1] is not None:
+                    squares = tf.square(flat - mean)
+                    ones = tf.ones([int(flat.shape[-1]), 1], tf.float32)
+                    m2 += tf.cast(tf.reduce_sum(tf.matmul(squares, ones)), f64)
+                else:
+                    m2 += tf.cast(tf.reduce_sum(tf.square(flat - mean)), f64)
+                q += tf.cast(tf.square(leaf_sum) / tf.maximum(size, 1.0), f64)
+                max_abs = tf.maximum(max_abs, tf.reduce_max(tf.abs(flat)))
+            return tf.stack([total, m2, q, count, tf.cast(max_abs, f64)])
+
+        if plan.gradient_freq <= 1:
+            spread_values = spread()
+        else:
+            due = tf.equal(tf.math.floormod(step, float(plan.gradient_freq)), 0.0)
+            spread_values = tf.cond(due, spread, lambda: tf.zeros([5], f64))
 
         label_block = self._label_block(y, y_pred)
-        head = tf.stack([tf.constant(1.0, f64), tf.cast(batch, f64), total, m2, q, count])
-        update = head if label_block is None else tf.concat([head, label_block], 0)
-        fingerprint = tf.stack([total, m2, weighted])
-        ring_position = tf.math.floormod(self.ring_index.read_value(), plan.ring_size)
+        head = tf.concat(
+            [
+                tf.stack([tf.constant(1.0, f64), tf.cast(batch, f64), total, count]),
+                spread_values[:4],
+            ],
+            0,
+        )
+        if plan.label is not None and plan.label.width:
+            if label_block is None:
+                label_block = tf.zeros([plan.label.width], f64)
+            update = tf.concat([head, label_block], 0)
+        else:
+            update = head
+        ring_count = state[layout.ring_count]
+        probe_count = state[layout.probe_count]
+        ring_position = tf.cast(tf.math.floormod(ring_count, float(plan.ring_size)), tf.int32)
+        fingerprint = tf.stack([total, weighted[0], weighted[1]])
+        maxima = tf.stack([spread_values[4], tf.cast(batch, f64)])
+        if self.probe_vars and self._probe_shapes_match(leaves):
+            probe_count = self._fill_probe(leaves, batch, probe_count)
+        batch_values = state[layout.batch]
+        if plan.batch_logging and loss is not None:
+            from keras.src.losses.loss import unscale_loss_for_distribution
 
-        # All reads and computations above, all writes below: a trace-time
-        # failure above leaves no half-written state behind.
-        self.data_acc.assign_add(update)
-        self.maxima.assign(
-            tf.maximum(self.maxima.read_value(), tf.stack([max_abs, tf.cast(batch, tf.float32)]))
+            last_loss = tf.cast(unscale_loss_for_distribution(tf.reduce_sum(loss)), f64)
+            batch_values = tf.concat([tf.reshape(last_loss, [1]), batch_values[1:]], 0)
+        self._write_state(
+            state,
+            data=state[layout.data] + update,
+            counters=tf.stack([state[layout.step] + 1.0, ring_count + 1.0, probe_count]),
+            maxima=tf.maximum(state[layout.maxima], maxima),
+            batch=batch_values,
         )
         _scatter_update(
             tf, self.ring, tf.reshape(ring_position, [1, 1]), tf.reshape(fingerprint, [1, 3])
         )
-        self.ring_index.assign_add(1)
-        if self.probe_vars and self._probe_shapes_match(leaves):
-            self._fill_probe(leaves, batch)
-        if self.batch_loss is not None and loss is not None:
-            from keras.src.losses.loss import unscale_loss_for_distribution
-
-            self.batch_loss.assign(
-                tf.cast(unscale_loss_for_distribution(tf.reduce_sum(loss)), tf.float32)
-            )
 
     def _label_block(self, y: Any, y_pred: Any) -> Any:
         """The label part of the data update, or None when labels do not apply."""
@@ -396,45 +532,40 @@ class GraphRecorder:
                 return False
         return True
 
-    def _fill_probe(self, leaves: list, batch: Any) -> None:
+    def _fill_probe(self, leaves: list, batch: Any, count: Any) -> Any:
+        """Copy this batch into the probe while it has room; the new row count."""
         tf = self._tf
         capacity = self.probe_capacity
 
         def fill() -> Any:
-            start = self.probe_count.read_value()
+            start = tf.cast(count, tf.int32)
             # Rows past the capacity all land in the spare last row.
             rows = tf.minimum(start + tf.range(batch, dtype=tf.int32), capacity)
             for leaf, variable in zip(leaves, self.probe_vars):
                 _scatter_update(tf, variable, tf.reshape(rows, [-1, 1]), leaf)
-            self.probe_count.assign(tf.minimum(start + tf.cast(batch, tf.int32), capacity))
-            return tf.constant(0)
+            return tf.cast(tf.minimum(start + tf.cast(batch, tf.int32), capacity), tf.float64)
 
-        tf.cond(self.probe_count.read_value() < capacity, fill, lambda: tf.constant(0))
+        return tf.cond(count < float(capacity), fill, lambda: count)
 
     # ------------------------------------------------------------------- host side
 
-    def _locals(self, variable: Any) -> list:
-        return list(self._strategy.experimental_local_results(variable))
+    def _local_states(self) -> list[np.ndarray]:
+        return [v.numpy() for v in self._strategy.experimental_local_results(self.state)]
 
     def read(self) -> Readout:
-        """This epoch's accumulators, combined over replicas."""
+        """This epoch's accumulators, combined over replicas (one read per replica)."""
+        states = self._local_states()
+        layout = self.layout
         return Readout(
-            grad=np.sum([v.numpy() for v in self._locals(self.grad_acc)], axis=0),
-            data=np.sum([v.numpy() for v in self._locals(self.data_acc)], axis=0),
-            maxima=np.max([v.numpy() for v in self._locals(self.maxima)], axis=0),
+            grad=np.sum([s[layout.grad] for s in states], axis=0),
+            data=np.sum([s[layout.data] for s in states], axis=0),
+            maxima=np.max([s[layout.maxima] for s in states], axis=0),
             replicas=self.replicas,
         )
 
     def reset_epoch(self) -> None:
-        for variable in (
-            self.grad_acc,
-            self.step_in_epoch,
-            self.data_acc,
-            self.maxima,
-            self.ring_index,
-        ):
-            for local in self._locals(variable):
-                local.assign(np.zeros(local.shape, local.dtype.as_numpy_dtype))
+        for local in self._strategy.experimental_local_results(self.state):
+            local.assign(self.layout.reset_epoch(local.numpy()))
         self._drained = [0] * self.replicas
 
     def drain_fingerprints(self) -> list[np.ndarray]:
@@ -446,10 +577,10 @@ class GraphRecorder:
         """
         size = self.plan.ring_size
         drained = []
-        for replica, (ring, index) in enumerate(
-            zip(self._locals(self.ring), self._locals(self.ring_index))
-        ):
-            end = int(index.numpy())
+        states = self._local_states()
+        rings = self._strategy.experimental_local_results(self.ring)
+        for replica, (state, ring) in enumerate(zip(states, rings)):
+            end = int(state[self.layout.ring_count])
             start = max(self._drained[replica], end - size)
             if end > start:
                 positions = np.arange(start, end) % size
@@ -463,22 +594,25 @@ class GraphRecorder:
         """The probe inputs captured so far (replica 0), one array per input leaf."""
         if not self.probe_vars:
             return None
-        count = int(self._locals(self.probe_count)[0].numpy())
+        count = int(self._local_states()[0][self.layout.probe_count])
         if count <= 0:
             return None
-        return [self._locals(v)[0].numpy()[:count] for v in self.probe_vars]
+        return [
+            self._strategy.experimental_local_results(v)[0].numpy()[:count] for v in self.probe_vars
+        ]
 
     def read_batch_values(self) -> tuple[float, float, int]:
         """(last loss, last measured global grad norm, in-epoch step it was measured at)."""
-        loss = (
-            float(self._locals(self.batch_loss)[0].numpy())
-            if self.batch_loss is not None
-            else math.nan
-        )
-        if self.batch_grad is None:
-            return loss, math.nan, -1
-        norm, step = self._locals(self.batch_grad)[0].numpy()
-        return loss, float(norm), int(step)
+        loss, norm, step = self._local_states()[0][self.layout.batch]
+        return float(loss), float(norm), int(step)
+
+
+def _group_sums(tf: Any, values: Any, groups: list) -> Any:
+    """[len(groups)] float32: the sum of `values[i]` over each group's indices."""
+    if not groups:
+        return tf.zeros([0], values.dtype)
+    zero = tf.zeros([], values.dtype)
+    return tf.stack([tf.add_n([values[i] for i in group]) if group else zero for group in groups])
 
 
 def _scatter_update(tf: Any, variable: Any, indices: Any, updates: Any) -> Any:
@@ -505,12 +639,12 @@ def _static_per_sample(tensor: Any) -> int | None:
 
 
 def _input_reducer(per_sample: int | None, leaf_index: int) -> np.ndarray | None:
-    """[features, 2]: ones, then fixed pseudo-random weights in [0.5, 1.5]."""
+    """[features, 3]: ones, then two columns of fixed pseudo-random weights."""
     if per_sample is None or per_sample < 1 or per_sample > MAX_FINGERPRINT_FEATURES:
         return None
     rng = np.random.default_rng(FINGERPRINT_SEED + leaf_index)
-    weights = rng.uniform(0.5, 1.5, per_sample)
-    return np.stack([np.ones(per_sample), weights], axis=1).astype(np.float32)
+    weights = rng.uniform(0.5, 1.5, (per_sample, 2))
+    return np.concatenate([np.ones((per_sample, 1)), weights], axis=1).astype(np.float32)
 
 
 def _matmul_width(size: int | None) -> int | None:
@@ -535,11 +669,3 @@ def _probe_capacity(plan: RecorderPlan) -> int:
     if bytes_per_sample == 0:
         return 0
     return int(min(plan.probe_size, max(1, PROBE_BYTES_LIMIT // bytes_per_sample)))
-
-
-def _dynamic_loss_scale(optimizer: Any) -> Any:
-    """A LossScaleOptimizer receives scaled gradients; norms are divided by its scale."""
-    if optimizer is not None and hasattr(optimizer, "inner_optimizer"):
-        scale = getattr(optimizer, "dynamic_scale", None)
-        return getattr(scale, "value", scale)  # the tf.Variable inside a Keras Variable
-    return None

@@ -432,5 +432,8 @@ def build_model_card(
 
 
 def _fallback_loss_name(model: Any) -> str | None:
-    name, _ = loss_name_and_logits(getattr(model, "loss", None))
+    loss = getattr(model, "loss", None)
+    if isinstance(loss, (list, tuple, dict)):
+        return None  # per output: see "outputs"
+    name, _ = loss_name_and_logits(loss)
     return name

@@ -53,11 +53,15 @@ class StagnationCallback(keras.callbacks.Callback):
     `<log_dir>/stagnation/`, so it sits beside `keras.callbacks.TensorBoard`
     on the same `log_dir`.
 
+    Dead units are ReLU/ReLU6 units never positive on the probe; saturated
+    units are sigmoid/tanh (and hard or softsign) units whose pre-activation
+    is beyond +-5 (DeepDiagnosis's threshold) on most probe entries.
+
     Inside the compiled train step it adds a few reductions per step (input
     sums, label counts, a batch fingerprint) and, every `gradient_freq`
-    steps, one pass over the gradients; everything else runs once per epoch
-    on the host. Any failure of the callback itself is reported in one
-    warning and never stops training.
+    steps, one pass over the gradients and the inputs; everything else runs
+    once per epoch on the host. Any failure of the callback itself is
+    reported in one warning and never stops training.
 
     Example:
 
@@ -91,13 +95,12 @@ class StagnationCallback(keras.callbacks.Callback):
             device) as the fixed probe on which predictions and dead or
             saturated units are measured each epoch. At most 64 MB of inputs
             are kept; 0 turns the probe off. Defaults to 256.
-        gradient_freq: measure gradients every `gradient_freq` training steps
-            (and always at the first step of an epoch); `gradients/steps`
-            says how many steps were measured. Reading every gradient once
-            more costs about as much as a step's optimizer update does; on a
-            1M-parameter MLP on CPU, measuring every step adds ~5% to the
-            step time, every 8th step well under 1%. 1 measures every step.
-            Defaults to 8.
+        gradient_freq: measure the gradients, and the input spread
+            (`inputs/std`, `inputs/max_abs`), every `gradient_freq` training
+            steps and at the first step of every epoch: the two statistics
+            that take a pass over large tensors. `gradients/steps` counts the
+            measured steps. 1 measures every step, which on small models on
+            CPU costs a few percent more step time. Defaults to 8.
         verbose: 0 is silent, 1 prints where the logs go and a one-line
             summary per epoch. Defaults to 0.
     """
@@ -141,7 +144,6 @@ class StagnationCallback(keras.callbacks.Callback):
         self._previous_classes: np.ndarray | None = None
         self._distinct: epoch_stats.DistinctBatches | None = None
         self._epoch = 0
-        self._card_written = False
         self._batches_in_epoch = 0
         self._drained_at = 0
         self._global_batch_start = 0
@@ -219,7 +221,7 @@ class StagnationCallback(keras.callbacks.Callback):
         self._batches_in_epoch = int(batch) + 1
         if self._recorder is None:
             return
-        if self._batches_in_epoch - self._drained_at >= _RING_SIZE // 2:
+        if self._batches_in_epoch - self._drained_at >= self._recorder.plan.ring_size // 2:
             self._drained_at = self._batches_in_epoch
             self._guarded(self._drain_fingerprints)
         if isinstance(self.update_freq, int):
@@ -293,7 +295,7 @@ class StagnationCallback(keras.callbacks.Callback):
             keras.utils.unpack_x_y_sample_weight(spec) if spec is not None else (None, None, None)
         )
         if spec is not None:
-            self._build_model(spec)
+            self._guarded(self._build_model, spec)
         try:
             self._outputs = model_info.describe_outputs(model, keras, x_spec)
         except Exception as error:
@@ -301,24 +303,10 @@ class StagnationCallback(keras.callbacks.Callback):
             self._warn(error)
         self._stats_index = model_info.stats_output_index(self._outputs)
         self._guarded(self._write_card, x_spec, replicated)
-
-        x_leaves = keras.tree.flatten(x_spec) if x_spec is not None else []
-        numeric = [leaf for leaf in x_leaves if _is_numeric_spec(leaf)]
         self._label_plan = self._plan_labels(y_spec)
-        plan = RecorderPlan(
-            num_layers=len(self._layers),
-            layer_of_variable={id(v): index for v, index, _ in self._variables},
-            gradient_freq=self.gradient_freq,
-            x_leaves=tuple(LeafSpec(tuple(leaf.shape[1:]), leaf.dtype) for leaf in numeric),
-            # The probe must be re-packable into the model's input structure.
-            probe_size=self.probe_size if numeric and len(numeric) == len(x_leaves) else 0,
-            label=self._label_plan,
-            batch_logging=isinstance(self.update_freq, int),
-            ring_size=max(_RING_SIZE, 4 * int(getattr(model, "steps_per_execution", 1) or 1)),
-            xla=bool(getattr(model, "jit_compile", False))
-            and not getattr(model, "run_eagerly", False),
+        recorder = GraphRecorder(
+            tf, keras, self._recorder_plan(x_spec), model.distribute_strategy, model.optimizer
         )
-        recorder = GraphRecorder(tf, keras, plan, model.distribute_strategy, model.optimizer)
         self._distinct = epoch_stats.DistinctBatches(recorder.replicas)
         self._recorder = recorder
         if recorder.probe_capacity > 0:
@@ -328,6 +316,25 @@ class StagnationCallback(keras.callbacks.Callback):
                 self._warn(error)
         if self._hooks is not None:
             self._hooks.recorder = recorder
+
+    def _recorder_plan(self, x_spec: Any) -> RecorderPlan:
+        model = self.model
+        x_leaves = keras.tree.flatten(x_spec) if x_spec is not None else []
+        numeric = [leaf for leaf in x_leaves if _is_numeric_spec(leaf)]
+        return RecorderPlan(
+            num_layers=len(self._layers),
+            layer_of_variable={id(v): index for v, index, _ in self._variables},
+            gradient_freq=self.gradient_freq,
+            x_leaves=tuple(LeafSpec(tuple(leaf.shape[1:]), leaf.dtype) for leaf in numeric),
+            # The probe must be re-packable into the model's input structure.
+            probe_size=self.probe_size if numeric and len(numeric) == len(x_leaves) else 0,
+            label=self._label_plan,
+            batch_logging=isinstance(self.update_freq, int),
+            # Room for 4 executions between two drains of the ring.
+            ring_size=max(_RING_SIZE, 4 * int(getattr(model, "steps_per_execution", 1) or 1)),
+            xla=bool(getattr(model, "jit_compile", False))
+            and not getattr(model, "run_eagerly", False),
+        )
 
     def _build_model(self, spec: Any) -> None:
         """Build what Keras would only build while tracing the first step.
@@ -406,7 +413,6 @@ class StagnationCallback(keras.callbacks.Callback):
         )
         self._writer.write_model_card(self._epoch, card)
         self._writer.flush()
-        self._card_written = True
 
     # ------------------------------------------------------------- per batch
 
