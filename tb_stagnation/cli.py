@@ -127,10 +127,21 @@ def _report(logdir: str, run_pattern: str | None, as_json: bool, out: TextIO) ->
                 )
             if not selected:
                 raise _UsageError(f"no run matches --run {run_pattern!r} (runs: {_preview(names)})")
-            runs = source.read_runs(selected)
+            # Analysed batch by batch: 1,000 runs never sit in memory at once.
+            reports = []
+            for run in source.iter_runs(selected):
+                reports.append(analyze_run(run))
+                # What the reader had to skip or guess (a newer format, a corrupt
+                # file...) is a note of the report, and a warning here: the
+                # text report shows no notes of healthy runs.
+                for note in run.notes:
+                    _warn(f"{run.name}: {note}")
+            listed = {m for listing in source.listings().values() for m in listing.members.values()}
+            for warning in source.load_warnings:
+                if warning.run not in listed:  # a file that holds no run at all
+                    _warn(warning.message)
     except LogdirError as error:
         raise _UsageError(str(error) or f"{logdir}: cannot be read") from None
-    reports = [analyze_run(run) for run in runs]
     if as_json:
         json.dump(
             _json_safe({"schema": SCHEMA_VERSION, "runs": reports}),
@@ -277,6 +288,10 @@ def _printable(text: Any) -> str:
     return "".join(
         ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
     )
+
+
+def _warn(message: str) -> None:
+    print(f"{_PROG}: warning: {_printable(message)}", file=sys.stderr)
 
 
 def _clip(text: str, limit: int) -> str:

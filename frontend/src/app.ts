@@ -188,7 +188,7 @@ export class App {
       out.push(
         el("p", {
           class: "sg-banner",
-          text: `Long run: the server sent every ${series.downsampled.stride}th of ${series.downsampled.originalEpochs} epochs.`,
+          text: `Long run: each point pools ${series.downsampled.stride} of the ${series.downsampled.originalEpochs} epochs (a NaN in a group shows; norms and shares keep the group's maximum).`,
         }),
       );
     }

@@ -63,5 +63,5 @@ def analyze(logdir: str, run_pattern: str | None = None) -> dict:
 
     with open_logdir(logdir) as source:
         names = select_runs(source.list_runs(), pattern)
-        runs = source.read_runs(names) if names else []
-    return {"schema": SCHEMA_VERSION, "runs": [analyze_run(run) for run in runs]}
+        reports = [analyze_run(run) for run in source.iter_runs(names)]
+    return {"schema": SCHEMA_VERSION, "runs": reports}

@@ -48,6 +48,26 @@ def _int_or_none(value: Any) -> int | None:
     return int(value)
 
 
+def _epoch_steps(raw: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(int64 epoch steps [E], which of them are usable [E]).
+
+    Steps are int64 all the way: a float64 detour would round steps near
+    2**63 (a corrupt or foreign event file holds any int64) onto one another
+    or wrap them negative. Float input (hand-made RunData) must be finite and
+    fit in int64.
+    """
+    array = np.asarray(raw if raw is not None else [])
+    array = array.reshape(-1)
+    if array.dtype.kind in "iub":
+        return array.astype(np.int64), np.ones(array.shape[0], dtype=bool)
+    try:
+        floats = array.astype(np.float64)
+    except (TypeError, ValueError):
+        return np.zeros(array.shape[0], dtype=np.int64), np.zeros(array.shape[0], dtype=bool)
+    valid = np.isfinite(floats) & (np.abs(floats) < 2.0**63)
+    return np.where(valid, floats, 0).astype(np.int64), valid
+
+
 class Context:
     """Everything a detector reads, aligned on the run's epochs with data."""
 
@@ -58,8 +78,7 @@ class Context:
         self.source = run.source
         self.is_callback = run.source == SOURCE_CALLBACK
 
-        epochs = np.asarray(run.epochs if run.epochs is not None else [], dtype=np.float64)
-        epochs = epochs.reshape(-1)
+        epochs, valid_epochs = _epoch_steps(run.epochs)
         total = epochs.shape[0]
         scalars = self._valid_series(run.scalars, total)
         present, from_reader = self._presence(getattr(run, "scalar_present", None), scalars, total)
@@ -76,7 +95,7 @@ class Context:
         # aligning tags of different lengths fills them with NaN); drop them.
         # The reader's presence masks tell a logged NaN (evidence) from a gap;
         # without them, NaN counts as a gap unless some other value was logged.
-        keep = np.isfinite(epochs)
+        keep = valid_epochs
         if total:
             has_data = np.zeros(total, dtype=bool)
             for values in present.values():
@@ -92,7 +111,7 @@ class Context:
             loss_tag = tags.logs_tag("loss")
             if loss_tag in from_reader and present[loss_tag].any():
                 keep &= present[loss_tag]
-        self.epochs = epochs[keep].astype(np.int64)
+        self.epochs = epochs[keep]
         self.n = int(self.epochs.shape[0])
         self.scalars = {tag: values[keep] for tag, values in scalars.items()}
         self.layer_stats = {tag: matrix[keep] for tag, matrix in layer_stats.items()}

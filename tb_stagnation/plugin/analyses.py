@@ -1,7 +1,8 @@
 """Analysis results per run, cached until the run changes.
 
-A run's listing fingerprint (source, newest step, newest wall time) is cheap to
-get from the data provider and changes whenever TensorBoard loads a new value.
+A run's listing fingerprint (source, newest step, newest wall time, how many
+tags reached the newest step) is cheap to get from the data provider and
+changes whenever TensorBoard loads a new value.
 Reports, small and needed for every run by `/runs`, live in a large LRU; the
 `/series` answers, large and needed for the selected run only, in a small one.
 

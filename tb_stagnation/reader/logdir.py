@@ -9,14 +9,16 @@ and fast: the CLI must analyse 100 runs in seconds), else its Python
 from __future__ import annotations
 
 import os
+import re
 import select
 import subprocess
 import sys
 import tempfile
 import time
 import types
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,14 +30,40 @@ from tb_stagnation.summary import metadata
 # Generous: the Rust server loads ~1M events/s; this bounds a hung start only.
 _DATA_SERVER_LOAD_TIMEOUT_S = 300.0
 _LOAD_FINISHED_MARKER = b"Finished load cycle"
+# Runs read per provider call by `iter_runs`: batched reads stay fast, and a
+# logdir of 1,000 runs never has all their arrays in memory at once.
+READ_BATCH = 128
+
+
+@dataclass(frozen=True)
+class LoadWarning:
+    """An event file TensorBoard's loader could not read to its end."""
+
+    run: str  # the TensorBoard run (the file's folder relative to the logdir)
+    path: str
+    reason: str  # what the loader said, in a few words
+
+    @property
+    def message(self) -> str:
+        return (
+            f"TensorBoard stopped reading {self.path} at {self.reason}: what the file holds "
+            "after that point is missing."
+        )
 
 
 class LogdirSource:
-    """The logical runs of one opened logdir."""
+    """The logical runs of one opened logdir.
 
-    def __init__(self, reader: ProviderReader) -> None:
+    `load_warnings` lists the event files the loader could not read to the end
+    (a corrupt record); each is also a note of the run it belongs to. Only the
+    Rust data server reports them: the Python loader cannot tell a corrupt
+    record from one still being written.
+    """
+
+    def __init__(self, reader: ProviderReader, load_warnings: Iterable[LoadWarning] = ()) -> None:
         self._reader = reader
         self._listings: dict[str, RunListing] | None = None
+        self.load_warnings = list(load_warnings)
 
     def listings(self) -> dict[str, RunListing]:
         if self._listings is None:
@@ -48,7 +76,17 @@ class LogdirSource:
 
     def read_runs(self, names: list[str]) -> list[RunData]:
         listings = self.listings()
-        return self._reader.read_runs([listings[name] for name in names])
+        runs = self._reader.read_runs([listings[name] for name in names])
+        for run in runs if self.load_warnings else ():
+            members = set(listings[run.name].members.values())
+            run.notes.extend(w.message for w in self.load_warnings if w.run in members)
+        return runs
+
+    def iter_runs(self, names: list[str], batch: int = READ_BATCH) -> Iterator[RunData]:
+        """The runs `names`, in order, read `batch` at a time: one batch of
+        arrays in memory at once, however many runs the logdir holds."""
+        for start in range(0, len(names), batch):
+            yield from self.read_runs(names[start : start + batch])
 
 
 @contextmanager
@@ -66,7 +104,7 @@ def open_logdir(logdir: str, use_data_server: bool | None = None) -> Iterator[Lo
         raise LogdirError("TensorBoard's data server (tensorboard-data-server) is not installed")
     if binary is not None:
         with _data_server_provider(binary, logdir) as provider:
-            yield LogdirSource(ProviderReader(provider))
+            yield LogdirSource(ProviderReader(provider), provider.load_warnings)
     else:
         yield LogdirSource(ProviderReader(_python_provider(logdir)))
 
@@ -121,16 +159,18 @@ def _data_server_provider(binary, logdir: str):
         )
         channel = None
         try:
-            _wait_for_load(process, error_file)
+            load_warnings = _wait_for_load(process, error_file, logdir)
             with open(port_file, encoding="ascii") as port_text:
                 port = int(port_text.read().strip())
             channel = grpc.insecure_channel(
                 f"localhost:{port}",
                 options=[("grpc.max_receive_message_length", 1 << 30)],
             )
-            yield _fast_tensor_provider_class()(
+            provider = _fast_tensor_provider_class()(
                 f"localhost:{port}", grpc_provider.make_stub(channel)
             )
+            provider.load_warnings = load_warnings
+            yield provider
         finally:
             if channel is not None:
                 channel.close()
@@ -185,18 +225,27 @@ def _fast_tensor_provider_class():
     return FastTensorGrpcProvider
 
 
-def _wait_for_load(process: subprocess.Popen, error_file: str) -> None:
-    """Block until the server finished its one load cycle."""
+def _wait_for_load(process: subprocess.Popen, error_file: str, logdir: str) -> list[LoadWarning]:
+    """Block until the server finished its one load cycle; the files it
+    could not read to the end, from its log."""
     deadline = time.monotonic() + _DATA_SERVER_LOAD_TIMEOUT_S
-    buffered = b""
+    pending = b""
+    warnings: list[LoadWarning] = []
     stderr = process.stderr
     while time.monotonic() < deadline:
         ready, _, _ = select.select([stderr], [], [], 0.5)
         if ready:
             chunk = os.read(stderr.fileno(), 65536)
-            buffered = (buffered + chunk)[-4096:]
-            if _LOAD_FINISHED_MARKER in buffered:
-                return
+            *lines, pending = (pending + chunk).split(b"\n")
+            pending = pending[-65536:]
+            for line in lines:
+                warning = _load_warning(line, logdir)
+                if warning is not None:
+                    warnings.append(warning)
+                if _LOAD_FINISHED_MARKER in line:
+                    return warnings
+            if _LOAD_FINISHED_MARKER in pending:
+                return warnings
             if chunk:
                 continue
         if process.poll() is not None:
@@ -206,6 +255,27 @@ def _wait_for_load(process: subprocess.Popen, error_file: str) -> None:
                     reason = error_text.read().strip()
             raise LogdirError(reason or f"TensorBoard's data server exited ({process.returncode})")
     raise LogdirError("TensorBoard's data server did not finish loading in time")
+
+
+# The data server's log line for a file it stops reading (rustboard_core/src/run.rs).
+_READ_ERROR = re.compile(r"WARN\s+rustboard_core::run\] Read error in (.+?): ([A-Za-z]+\(.*)$")
+_REASONS = (
+    ("Crc", "a corrupt record (checksum mismatch)"),
+    ("Truncat", "a cut-off record"),
+    ("Decode", "a record that is not an event"),
+)
+
+
+def _load_warning(line: bytes, logdir: str) -> LoadWarning | None:
+    match = _READ_ERROR.search(line.decode("utf-8", errors="replace").rstrip())
+    if match is None:
+        return None
+    path, error = match.groups()
+    reason = next((text for key, text in _REASONS if key in error), None)
+    if reason is None:
+        reason = "a read error (" + " ".join(error.split())[:200] + ")"
+    run = os.path.relpath(os.path.dirname(path), os.path.expanduser(logdir)).replace(os.sep, "/")
+    return LoadWarning(run=run, path=path, reason=reason)
 
 
 def _python_provider(logdir: str):

@@ -8,6 +8,7 @@ what makes the Rust data server, remote logdirs and TensorBoard's reloads work.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +40,8 @@ _KNOWN_SCALAR_PREFIXES = (
     "labels/",
 )
 _KNOWN_TENSOR_TAGS = frozenset(tags.LAYER_STATS) | {tags.LABEL_CLASS_COUNTS, tags.MODEL_CARD}
+# What TensorBoard's loaders raise on a value they cannot decode into numpy.
+_DATA_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError)
 
 
 @dataclass(frozen=True)
@@ -48,13 +51,16 @@ class RunListing:
 
     name: str
     source: str
-    max_step: int
+    max_step: int  # the newest epoch (batch/* tags aside)
     updated: float
     members: Mapping[str, str]
+    # Tags that reached `max_step`: TensorBoard's Python loader adds an event's
+    # values one at a time, so this grows while the newest epoch is loading.
+    newest_tags: int = 0
 
     @property
     def fingerprint(self) -> tuple:
-        return (self.source, self.max_step, self.updated)
+        return (self.source, self.max_step, self.updated, self.newest_tags)
 
 
 class ProviderReader:
@@ -82,6 +88,11 @@ class ProviderReader:
             stagnation_run = logical.member(run_names.ROLE_STAGNATION)
             if stagnation_run is not None and ours.get(stagnation_run):
                 series = list(ours[stagnation_run].values())
+                epoch_series = [
+                    ts
+                    for tag, ts in ours[stagnation_run].items()
+                    if not tag.startswith(tags.BATCH_PREFIX)
+                ]
                 source = SOURCE_CALLBACK
             else:
                 series = [
@@ -92,13 +103,16 @@ class ProviderReader:
                 ]
                 if not series:
                     continue
+                epoch_series = series
                 source = SOURCE_KERAS
+            max_step = max(ts.max_step for ts in epoch_series or series)
             listings[name] = RunListing(
                 name=name,
                 source=source,
-                max_step=max(ts.max_step for ts in series),
-                updated=max(ts.max_wall_time for ts in series),
+                max_step=max_step,
+                updated=_newest_wall_time(series),
                 members=dict(logical.members),
+                newest_tags=sum(1 for ts in epoch_series if ts.max_step == max_step),
             )
         return listings
 
@@ -112,7 +126,13 @@ class ProviderReader:
         return self.read_runs([listings[name]])[0]
 
     def read_runs(self, listings: Iterable[RunListing]) -> list[RunData]:
-        """Several runs, with one provider call per data kind for all of them."""
+        """Several runs, with one provider call per data kind for all of them.
+
+        Each run is read as a listing taken just before the reads saw it:
+        epochs after its newest step are left out. TensorBoard may load more
+        between one read and the next (scalars, then tensors); without the
+        cut an answer could hold an epoch that some tags have and others not.
+        """
         listings = list(listings)
         callback_runs = [
             listing.members[run_names.ROLE_STAGNATION]
@@ -126,27 +146,36 @@ class ProviderReader:
             for role, member in listing.members.items()
             if role != run_names.ROLE_STAGNATION
         ]
-        our_scalars, our_tensors, our_contents = {}, {}, {}
+        our_scalars, our_tensors, our_contents, newest = {}, {}, {}, {}
+        skipped: dict[str, set[str]] = {}  # TensorBoard run -> tags it could not decode
         if callback_runs:
-            our_contents = self._plugin_contents(callback_runs)
-            our_scalars = self._read_scalars(metadata.PLUGIN_NAME, callback_runs)
-            our_tensors = self._read_tensors(metadata.PLUGIN_NAME, callback_runs)
-        keras_scalars = self._read_scalars(_KERAS_PLUGIN, keras_runs) if keras_runs else {}
+            our_contents, newest = self._plugin_contents(callback_runs)
+            our_scalars = self._read_scalars(metadata.PLUGIN_NAME, callback_runs, skipped)
+            our_tensors = self._read_tensors(metadata.PLUGIN_NAME, callback_runs, skipped)
+        keras_scalars = self._read_scalars(_KERAS_PLUGIN, keras_runs, skipped) if keras_runs else {}
 
         runs = []
         for listing in listings:
             if listing.source == SOURCE_CALLBACK:
                 member = listing.members[run_names.ROLE_STAGNATION]
-                runs.append(
-                    _callback_run_data(
-                        listing,
-                        our_scalars.get(member, {}),
-                        our_tensors.get(member, {}),
-                        our_contents.get(member, {}),
-                    )
+                run = _callback_run_data(
+                    listing,
+                    our_scalars.get(member, {}),
+                    our_tensors.get(member, {}),
+                    our_contents.get(member, {}),
+                    newest.get(member, listing.max_step),
                 )
             else:
-                runs.append(_keras_run_data(listing, keras_scalars))
+                run = _keras_run_data(listing, keras_scalars)
+            unreadable = sorted(
+                tag for member in listing.members.values() for tag in skipped.get(member, ())
+            )
+            if unreadable:
+                run.notes.append(
+                    "Skipped tags whose values TensorBoard could not decode (malformed "
+                    f"tensors): {', '.join(unreadable)}."
+                )
+            runs.append(run)
         return runs
 
     # -- provider calls -------------------------------------------------------
@@ -156,9 +185,14 @@ class ProviderReader:
             self._ctx, experiment_id=self._experiment_id, plugin_name=plugin_name
         )
 
-    def _plugin_contents(self, runs: list[str]) -> dict[str, dict[str, bytes]]:
+    def _plugin_contents(
+        self, runs: list[str]
+    ) -> tuple[dict[str, dict[str, bytes]], dict[str, int]]:
+        """Per run: tag -> plugin content, and the newest epoch step (batch/*
+        tags aside) of its scalars and tensors, as they are now."""
         run_filter = tb_provider.RunTagFilter(runs=runs)
         contents: dict[str, dict[str, bytes]] = {}
+        newest: dict[str, int] = {}
         for listing in (
             self._provider.list_scalars(
                 self._ctx,
@@ -176,25 +210,78 @@ class ProviderReader:
             for run, by_tag in listing.items():
                 for tag, ts in by_tag.items():
                     contents.setdefault(run, {})[tag] = ts.plugin_content
-        return contents
+                    if not tag.startswith(tags.BATCH_PREFIX):
+                        newest[run] = max(newest.get(run, ts.max_step), ts.max_step)
+        return contents, newest
 
-    def _read_scalars(self, plugin_name: str, runs: list[str]) -> Mapping[str, Mapping[str, list]]:
-        return self._provider.read_scalars(
+    def _read_scalars(
+        self, plugin_name: str, runs: list[str], skipped: dict[str, set[str]]
+    ) -> Mapping[str, Mapping[str, list]]:
+        return self._read_narrowing(
+            self._provider.read_scalars, self._provider.list_scalars, plugin_name, runs, skipped
+        )
+
+    def _read_tensors(
+        self, plugin_name: str, runs: list[str], skipped: dict[str, set[str]]
+    ) -> Mapping[str, Mapping[str, list]]:
+        return self._read_narrowing(
+            self._provider.read_tensors, self._provider.list_tensors, plugin_name, runs, skipped
+        )
+
+    def _read_narrowing(
+        self, read, list_, plugin_name: str, runs: list[str], skipped: dict[str, set[str]]
+    ) -> dict[str, Mapping[str, list]]:
+        """`read` of every point of `runs`, in one call when the data allow it.
+
+        TensorBoard's loaders raise on a value they cannot decode (a "scalar"
+        holding two floats or none, from a foreign or corrupt writer), which
+        would fail every run of the call. Then the read is narrowed to one run,
+        then to one tag; tags that still fail are added to `skipped[run]`.
+        Errors that are not about the data (a lost server, an unknown
+        experiment) are raised as they are.
+        """
+
+        def read_points(run_filter: tb_provider.RunTagFilter):
+            return read(
+                self._ctx,
+                experiment_id=self._experiment_id,
+                plugin_name=plugin_name,
+                downsample=_ALL_POINTS,
+                run_tag_filter=run_filter,
+            )
+
+        try:
+            return dict(read_points(tb_provider.RunTagFilter(runs=runs)))
+        except _DATA_ERRORS:
+            if len(runs) > 1:
+                result: dict[str, Mapping[str, list]] = {}
+                for run in runs:
+                    result.update(self._read_narrowing(read, list_, plugin_name, [run], skipped))
+                return result
+        (run,) = runs
+        listed = list_(
             self._ctx,
             experiment_id=self._experiment_id,
             plugin_name=plugin_name,
-            downsample=_ALL_POINTS,
-            run_tag_filter=tb_provider.RunTagFilter(runs=runs),
+            run_tag_filter=tb_provider.RunTagFilter(runs=[run]),
         )
+        by_tag: dict[str, list] = {}
+        for tag in sorted(listed.get(run, {})):
+            try:
+                points = read_points(tb_provider.RunTagFilter(runs=[run], tags=[tag]))
+            except _DATA_ERRORS:
+                skipped.setdefault(run, set()).add(tag)
+                continue
+            by_tag.update(points.get(run, {}))
+        return {run: by_tag} if by_tag else {}
 
-    def _read_tensors(self, plugin_name: str, runs: list[str]) -> Mapping[str, Mapping[str, list]]:
-        return self._provider.read_tensors(
-            self._ctx,
-            experiment_id=self._experiment_id,
-            plugin_name=plugin_name,
-            downsample=_ALL_POINTS,
-            run_tag_filter=tb_provider.RunTagFilter(runs=runs),
-        )
+
+def _newest_wall_time(series: Iterable[Any]) -> float:
+    """The newest finite wall time, 0 if none: an event file can hold NaN or
+    Inf there (a foreign or corrupt writer), which no JSON answer can carry
+    and which would make the run's fingerprint differ from itself."""
+    times = [float(ts.max_wall_time) for ts in series]
+    return max((t for t in times if math.isfinite(t)), default=0.0)
 
 
 # -- assembling RunData -------------------------------------------------------
@@ -205,6 +292,7 @@ def _callback_run_data(
     scalars: Mapping[str, list],
     tensors: Mapping[str, list],
     contents: Mapping[str, bytes],
+    max_step: int,
 ) -> RunData:
     notes: list[str] = []
     usable = _usable_tags(contents, notes)
@@ -223,7 +311,7 @@ def _callback_run_data(
     steps = {point.step for points in epoch_scalars.values() for point in points}
     for points in layer_tensors.values():
         steps.update(point.step for point in points)
-    epochs = np.array(sorted(steps), dtype=np.int64)
+    epochs = np.array(sorted(step for step in steps if step <= max_step), dtype=np.int64)
     index = {int(step): i for i, step in enumerate(epochs)}
 
     scalars, scalar_present = _aligned_scalars(epoch_scalars, index)
@@ -259,7 +347,14 @@ def _keras_run_data(
                 continue
             key = keras_tag[len(tags.KERAS_EPOCH_PREFIX) :]
             by_tag[tags.logs_tag(prefix + key)] = points
-    steps = sorted({point.step for points in by_tag.values() for point in points})
+    steps = sorted(
+        {
+            point.step
+            for points in by_tag.values()
+            for point in points
+            if point.step <= listing.max_step
+        }
+    )
     index = {int(step): i for i, step in enumerate(steps)}
     scalars, scalar_present = _aligned_scalars(by_tag, index)
     return RunData(
@@ -308,12 +403,25 @@ def _align_scalars(points: list, index: Mapping[int, int]) -> tuple[np.ndarray, 
     if not points:
         return values, present
     positions = np.fromiter((index.get(int(p.step), -1) for p in points), np.int64, len(points))
+    try:
+        point_values = np.fromiter((p.value for p in points), np.float64, len(points))
+    except (TypeError, ValueError, OverflowError):
+        # A foreign "scalar" that is not a number (a string, say): absent there.
+        point_values = np.array([_float_or_none(p.value) for p in points], dtype=object)
+        positions = np.where(np.equal(point_values, None), -1, positions)
+        point_values = np.where(positions >= 0, point_values, np.nan).astype(np.float64)
     found = positions >= 0
     # Points come sorted by step; on a duplicate step fancy assignment keeps the last.
-    point_values = np.fromiter((p.value for p in points), np.float64, len(points))
     values[positions[found]] = point_values[found]
     present[positions[found]] = True
     return values, present
+
+
+def _float_or_none(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 def _aligned_scalars(by_tag: Mapping[str, list], index: Mapping[int, int]):

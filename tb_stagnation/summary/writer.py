@@ -9,6 +9,7 @@ Python and Rust loaders alike, locally or on any filesystem `tf.io.gfile` knows.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -32,6 +33,7 @@ class SummaryWriter:
     """
 
     def __init__(self, run_dir: str, flush_secs: float = 30.0) -> None:
+        _wait_for_a_new_second(run_dir)
         self._writer = EventFileWriter(
             run_dir, flush_secs=flush_secs, filename_suffix=_FILENAME_SUFFIX
         )
@@ -57,9 +59,7 @@ class SummaryWriter:
         """
         values = []
         for tag, value in (scalars or {}).items():
-            values.append(
-                self._value(tag, metadata.KIND_SCALAR, np.float32(value))
-            )
+            values.append(self._value(tag, metadata.KIND_SCALAR, np.float32(value)))
         for tag, vector in (layer_stats or {}).items():
             values.append(
                 self._value(
@@ -98,9 +98,7 @@ class SummaryWriter:
         self._writer.close()
 
     def _value(self, tag: str, kind: str, array: np.ndarray) -> summary_pb2.Summary.Value:
-        value = summary_pb2.Summary.Value(
-            tag=tag, tensor=tensor_util.make_tensor_proto(array)
-        )
+        value = summary_pb2.Summary.Value(tag=tag, tensor=tensor_util.make_tensor_proto(array))
         # Metadata only matters on a tag's first value in a file; TensorBoard's
         # loaders keep the first one they see.
         if tag not in self._tags_with_metadata:
@@ -115,3 +113,22 @@ class SummaryWriter:
             summary=summary_pb2.Summary(value=values),
         )
         self._writer.add_event(event)
+
+
+def _wait_for_a_new_second(run_dir: str) -> None:
+    """Keep event files of one folder in creation order by name.
+
+    TensorBoard names a file by its creation second, then host, pid and a
+    process-wide counter that is not zero-padded: two files opened in the same
+    second sort "...10" before "...9", and TensorBoard's loaders, which read a
+    folder's files in name order, then take the newer file for the older (the
+    Rust data server drops its data). Two writers in one folder within a second
+    happen when `fit` is called twice in quick succession; waiting out the
+    second costs at most one second, only then.
+    """
+    if "://" in run_dir or not os.path.isdir(run_dir):
+        return
+    now = time.time()
+    prefix = f"events.out.tfevents.{int(now):010d}."
+    if any(name.startswith(prefix) for name in os.listdir(run_dir)):
+        time.sleep(1.0 - (now % 1.0) + 0.01)
