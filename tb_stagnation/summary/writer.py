@@ -8,6 +8,7 @@ Python and Rust loaders alike, locally or on any filesystem `tf.io.gfile` knows.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -22,6 +23,10 @@ from tensorboard.util import tensor_util
 from tb_stagnation.summary import metadata, tags
 
 _FILENAME_SUFFIX = ".stagnation.v1"
+
+
+class SummaryWriteError(OSError):
+    """Writing an event file failed (disk full, folder gone, no permission)."""
 
 
 class SummaryWriter:
@@ -91,11 +96,35 @@ class SummaryWriter:
         )
         self._add(step, [value], wall_time)
 
+    def write_preflight(
+        self, step: int, facts: Mapping[str, Any], wall_time: float | None = None
+    ) -> None:
+        """Write the pre-flight record (a JSON object, FORMAT.md) at `step`."""
+        text = json.dumps(facts, ensure_ascii=False, allow_nan=False, default=str)
+        value = self._value(
+            tags.PREFLIGHT,
+            metadata.KIND_PREFLIGHT,
+            np.array(text.encode("utf-8"), dtype=object),
+        )
+        self._add(step, [value], wall_time)
+
     def flush(self) -> None:
-        self._writer.flush()
+        with self._write_errors():
+            self._writer.flush()
 
     def close(self) -> None:
-        self._writer.close()
+        try:
+            with self._write_errors():
+                self._writer.close()
+        finally:
+            # After a failed write TensorBoard's writer raises on its final
+            # flush before it closes the file; close it ourselves then.
+            handle = getattr(self._writer, "_general_file_writer", None)
+            try:
+                if handle is not None:
+                    handle.close()
+            except Exception:  # noqa: BLE001 - already failing; the first error is raised
+                pass
 
     def _value(self, tag: str, kind: str, array: np.ndarray) -> summary_pb2.Summary.Value:
         value = summary_pb2.Summary.Value(tag=tag, tensor=tensor_util.make_tensor_proto(array))
@@ -112,7 +141,24 @@ class SummaryWriter:
             wall_time=time.time() if wall_time is None else wall_time,
             summary=summary_pb2.Summary(value=values),
         )
-        self._writer.add_event(event)
+        with self._write_errors():
+            self._writer.add_event(event)
+
+    @contextlib.contextmanager
+    def _write_errors(self):
+        # TensorBoard's writer reports a failed background write (ENOSPC,
+        # EFBIG, a deleted folder) at the next call, as whatever the file
+        # layer raised; one error type with the folder in it is what a user
+        # can act on.
+        try:
+            yield
+        except SummaryWriteError:
+            raise
+        except Exception as error:  # noqa: BLE001 - any I/O layer's error type
+            raise SummaryWriteError(
+                f"cannot write to {self.run_dir} (disk full or no longer writable?): "
+                f"{type(error).__name__}: {error}"
+            ) from error
 
 
 def _wait_for_a_new_second(run_dir: str) -> None:
