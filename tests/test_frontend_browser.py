@@ -21,9 +21,6 @@ import math
 import os
 import re
 import shutil
-import subprocess
-import sys
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -32,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from playwright import sync_api
+from tensorboard_process import TensorBoardProcess
 
 pytestmark = pytest.mark.browser
 
@@ -180,45 +178,18 @@ def logdir(tmp_path_factory) -> Path:
 # -- the server ---------------------------------------------------------------
 
 
-class TensorBoard:
-    """`tensorboard --port 0` in a subprocess; the URL comes from its banner."""
+class TensorBoard(TensorBoardProcess):
+    """The real server the page talks to (Python loader, reloading every second)."""
 
     def __init__(self, logdir: Path) -> None:
-        self.lines: list[str] = []
-        self.url: str | None = None
-        self._found = threading.Event()
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tensorboard.main",
-                f"--logdir={logdir}",
-                "--host=127.0.0.1",
-                "--port=0",
-                "--load_fast=false",
-                "--reload_interval=1",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        )
-        # Keep draining the pipe for the server's whole life, or it blocks.
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.rstrip())
-            match = re.search(r"(http://[^\s]+/)", line)
-            if match and not self._found.is_set():
-                self.url = match.group(1).replace("localhost", "127.0.0.1")
-                self._found.set()
+        super().__init__(logdir, load_fast=False)
 
     def wait_started(self) -> str:
-        if not self._found.wait(START_TIMEOUT_S) or self.url is None:
-            self.stop()
-            pytest.fail("tensorboard did not start:\n" + "\n".join(self.lines[-30:]))
+        def answers() -> bool:
+            with urllib.request.urlopen(self.url + "data/plugins_listing", timeout=5):
+                return True
+
+        self.wait_until(answers, "tensorboard to start", START_TIMEOUT_S)
         return self.url
 
     def api(self, route: str, **params: str):
@@ -229,15 +200,6 @@ class TensorBoard:
             f"{self.url}data/plugin/stagnation/{route}{query}", timeout=60
         ) as r:
             return json.loads(r.read())
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -258,7 +220,7 @@ def server(logdir):
                 break
             time.sleep(0.5)
         else:
-            pytest.fail(f"runs never all listed; got {sorted(runs)}\n" + "\n".join(tb.lines[-30:]))
+            pytest.fail(f"runs never all listed; got {sorted(runs)}\n" + tb.log()[-3000:])
         yield tb
     finally:
         tb.stop()

@@ -6,25 +6,19 @@ keeps being written shows its new epochs after TensorBoard's own reload.
 """
 
 import json
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
 import pytest
+from tensorboard_process import TensorBoardProcess
 from test_plugin_support import HOSTILE_NAMES, train_keras_run, write_callback_run
 
 from tb_stagnation.summary import tags
 from tb_stagnation.summary.writer import SummaryWriter
 
-TENSORBOARD = shutil.which("tensorboard", path=os.path.dirname(sys.executable))
 HOSTILE = f"nested/{HOSTILE_NAMES[0]}"
-START_TIMEOUT_S = 120
 
 
 @pytest.fixture(scope="module")
@@ -35,30 +29,10 @@ def keras_logdir(tmp_path_factory):
     return root
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
+class Server(TensorBoardProcess):
     def __init__(self, logdir, load_fast: bool, path_prefix: str = "") -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}{path_prefix}"
-        self.process = subprocess.Popen(
-            [
-                TENSORBOARD,
-                f"--logdir={logdir}",
-                "--host=127.0.0.1",
-                f"--port={self.port}",
-                f"--load_fast={'true' if load_fast else 'false'}",
-                "--reload_interval=1",
-                *([f"--path_prefix={path_prefix}"] if path_prefix else []),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        )
+        super().__init__(logdir, load_fast=load_fast, path_prefix=path_prefix)
+        self.base = self.url.rstrip("/")
 
     def get(self, path: str):
         """(status, headers, body bytes) of GET base + path."""
@@ -74,34 +48,11 @@ class Server:
         assert headers["Content-Type"] == "application/json"
         return json.loads(body)
 
-    def wait_until(self, predicate, what: str, timeout: float = START_TIMEOUT_S):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"tensorboard exited: {self.process.stderr.read()[-3000:]}")
-            try:
-                if predicate():
-                    return
-            except (OSError, AssertionError, ValueError):
-                pass
-            time.sleep(0.5)
-        raise AssertionError(f"timed out waiting for {what}")
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process.stderr.close()
-
 
 def runs_of(server) -> dict:
     return {row["run"]: row for row in server.get_json("/data/plugin/stagnation/runs")["runs"]}
 
 
-@pytest.mark.skipif(TENSORBOARD is None, reason="the tensorboard command is not installed")
 @pytest.mark.parametrize(
     ("load_fast", "path_prefix"),
     [(True, ""), (False, ""), (True, "/foo")],

@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -25,6 +24,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from tensorboard_process import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -61,17 +61,11 @@ def test_every_fenced_block_is_tested():
     assert (ROOT / ".ci" / "run").exists()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def demo_run():
     """README's first command, serving on a free port; stopped once it serves the tab."""
     (command,) = [body.strip() for body in blocks_of("demo")]
-    port = _free_port()
+    port = free_port()
     env = env_with_venv()
     env.update(TB_STAGNATION_VENV=str(BIN.parent), PORT=str(port))
     process = subprocess.Popen(

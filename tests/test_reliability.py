@@ -21,7 +21,6 @@ import math
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -40,6 +39,7 @@ from tensorboard.plugins import base_plugin
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from tensorboard.util import tensor_util
+from tensorboard_process import TensorBoardProcess
 from test_analysis_helpers import check_schema
 from test_plugin_support import PREFIX, ServedPlugin, write_callback_run
 from werkzeug import test as werkzeug_test
@@ -52,7 +52,6 @@ from tb_stagnation.reader.logdir import open_logdir
 from tb_stagnation.summary import metadata, tags
 from tb_stagnation.summary.writer import SummaryWriter
 
-TENSORBOARD = shutil.which("tensorboard", path=os.path.dirname(sys.executable))
 HAS_DATA_SERVER = reader_logdir._data_server_binary() is not None
 LOADERS = [
     pytest.param(
@@ -142,34 +141,10 @@ def damaged_logdir(root) -> dict:
 # -- a real tensorboard ----------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Tensorboard:
-    """`tensorboard --logdir` in a subprocess; its log goes to a file (a pipe
-    nobody reads would fill up and block it)."""
-
+class Tensorboard(TensorBoardProcess):
     def __init__(self, logdir, load_fast: bool, log_path) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}{PREFIX}"
-        self.log_path = str(log_path)
-        self._log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(
-            [
-                TENSORBOARD,
-                f"--logdir={logdir}",
-                "--host=127.0.0.1",
-                f"--port={self.port}",
-                f"--load_fast={'true' if load_fast else 'false'}",
-                "--reload_interval=1",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=self._log,
-            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
-        )
+        super().__init__(logdir, load_fast=load_fast, log_path=log_path)
+        self.base = self.url.rstrip("/") + PREFIX
 
     def get(self, route: str):
         """(status, content type, body) of GET /data/plugin/stagnation + route."""
@@ -185,37 +160,11 @@ class Tensorboard:
         assert content_type == "application/json", (route, content_type)
         return status, strict_json(body)
 
-    def wait_until(self, predicate, what: str, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, f"tensorboard exited: {self.log()[-3000:]}"
-            try:
-                if predicate():
-                    return
-            except (OSError, AssertionError, ValueError):
-                pass
-            time.sleep(0.3)
-        raise AssertionError(f"timed out waiting for {what}; log: {self.log()[-3000:]}")
-
-    def log(self) -> str:
-        with open(self.log_path, encoding="utf-8", errors="replace") as handle:
-            return handle.read()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self._log.close()
-
 
 def quoted(run: str) -> str:
     return "?run=" + urllib.parse.quote(run, safe="")
 
 
-@pytest.mark.skipif(TENSORBOARD is None, reason="the tensorboard command is not installed")
 @pytest.mark.parametrize("load_fast", [True, False], ids=["load_fast", "python_loader"])
 def test_real_tensorboard_serves_damaged_runs_and_survives_a_deleted_one(tmp_path, load_fast):
     logdir = tmp_path / "logdir"
