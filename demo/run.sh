@@ -32,10 +32,10 @@ echo "== training the gallery into $LOGDIR (runs already trained are reused)"
 "$VENV/bin/python" demo/gallery.py --logdir "$LOGDIR"
 
 echo "== tb-stagnation report $LOGDIR"
-"$VENV/bin/tb-stagnation" report "$LOGDIR" || true  # exit 1 = stalls found, as intended
+"$VENV/bin/python" -m tb_stagnation.cli report "$LOGDIR" || true  # exit 1 = stalls found, as intended
 
 if [ "$SERVE" = 1 ]; then
   echo
   echo "Open http://localhost:$PORT/#stagnation  (Ctrl-C stops TensorBoard)"
-  exec "$VENV/bin/tensorboard" --logdir "$LOGDIR" --port "$PORT"
+  exec "$VENV/bin/python" -m tensorboard.main --logdir "$LOGDIR" --port "$PORT"
 fi

@@ -17,6 +17,8 @@ __version__ = "0.1.0"
 _LAZY_EXPORTS = {
     "StagnationCallback": "tb_stagnation.callback.stagnation_callback",
     "analyze": "tb_stagnation.analysis.api",
+    "overfit_check": "tb_stagnation.overfit",
+    "PreflightWarning": "tb_stagnation.callback.preflight",
 }
 
 __all__ = sorted(_LAZY_EXPORTS) + ["__version__"]

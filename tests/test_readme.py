@@ -61,13 +61,26 @@ def test_every_fenced_block_is_tested():
     assert (ROOT / ".ci" / "run").exists()
 
 
+def layered_venv(path: Path) -> Path:
+    """A new venv that sees this one's packages through a .pth file: what a
+    user with TensorFlow already installed has. The README's command installs
+    into it, so it never replaces the package this test session imports."""
+    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, timeout=120)
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    (site,) = [p for p in (path / "lib").glob(f"{version}/site-packages")]
+    ours = [p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix)]
+    (site / "test-venv-packages.pth").write_text("\n".join(ours) + "\n", encoding="utf-8")
+    return path
+
+
 @pytest.fixture(scope="module")
-def demo_run():
+def demo_run(tmp_path_factory):
     """README's first command, serving on a free port; stopped once it serves the tab."""
     (command,) = [body.strip() for body in blocks_of("demo")]
     port = free_port()
     env = env_with_venv()
-    env.update(TB_STAGNATION_VENV=str(BIN.parent), PORT=str(port))
+    venv = layered_venv(tmp_path_factory.mktemp("demo") / "venv")
+    env.update(TB_STAGNATION_VENV=str(venv), PORT=str(port))
     process = subprocess.Popen(
         command,
         shell=True,

@@ -118,6 +118,9 @@ class Context:
         self.class_counts = counts[keep] if counts is not None else None
 
         self.card: dict = run.model_card if isinstance(run.model_card, dict) else {}
+        # What the pre-flight saw before training (FORMAT.md `preflight`); {} when absent.
+        preflight = getattr(run, "preflight", None)
+        self.preflight: dict = preflight if isinstance(preflight, dict) else {}
         self.layers = self._layers(run)
         self.layer_names = [layer.name for layer in self.layers]
 

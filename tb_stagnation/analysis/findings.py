@@ -55,6 +55,8 @@ _CODE_LIST = [
     # tier 3: symptoms, reported when nothing upstream explains them
     CodeInfo("prediction_collapse", "Every input gets the same prediction", 3),
     CodeInfo("nonfinite_loss", "The loss became NaN or Inf", 3),
+    # The tiny-subset test failed: a symptom that something above stops learning.
+    CodeInfo("overfit_failure", "The model cannot overfit a few samples", 3),
     CodeInfo("no_progress", "Loss stopped improving (cause not identified)", 3),
 ]
 

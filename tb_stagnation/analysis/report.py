@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from tb_stagnation.analysis import detectors  # noqa: F401  (registers the detectors)
+from tb_stagnation.analysis import (
+    detectors,  # noqa: F401  (registers the detectors)
+    preflight,
+)
 from tb_stagnation.analysis.context import Context
 from tb_stagnation.analysis.findings import (
     CODE_ORDER,
@@ -177,6 +180,8 @@ def _analyze(run: RunData) -> dict:
         if result is None:
             continue
         findings.extend(result if isinstance(result, list) else [result])
+    # What the pre-flight printed, for a run stopped before its first epoch ended.
+    findings.extend(preflight.stored_findings(ctx, findings))
     fallback = _no_progress(ctx, findings)
     if fallback is not None:
         findings.append(fallback)

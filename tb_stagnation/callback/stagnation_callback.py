@@ -24,9 +24,11 @@ from tb_stagnation.callback.graph_recorder import (  # noqa: E402
     RecorderPlan,
 )
 from tb_stagnation.callback.hooks import TrainingHooks  # noqa: E402
+from tb_stagnation.callback.preflight import OVERFIT_SAMPLES, Preflight  # noqa: E402
 from tb_stagnation.callback.probe import ProbeRunner  # noqa: E402
+from tb_stagnation.callback.stall_stopper import StallStopper  # noqa: E402
 from tb_stagnation.summary import tags  # noqa: E402
-from tb_stagnation.summary.writer import SummaryWriter  # noqa: E402
+from tb_stagnation.summary.writer import SummaryWriteError, SummaryWriter  # noqa: E402
 
 # Fingerprints of the last this-many training batches are kept on the device
 # between two reads by the host.
@@ -103,6 +105,26 @@ class StagnationCallback(keras.callbacks.Callback):
             CPU costs a few percent more step time. Defaults to 8.
         verbose: 0 is silent, 1 prints where the logs go and a one-line
             summary per epoch. Defaults to 0.
+        preflight: after the first training batch, report what cannot work
+            before more time is spent: a loss that does not fit the output
+            layer or the labels (binary loss on a multi-class softmax,
+            categorical loss with integer labels, sparse loss with one-hot
+            labels, labels outside the output's range), labels that are all
+            one class, inputs of huge magnitude or zero variance, no
+            trainable weights. Printed once as a `PreflightWarning` (what,
+            evidence, fix) and logged, so the tab and the report show it.
+            Defaults to True.
+        overfit_check: also run `tb_stagnation.overfit_check` at the first
+            batch: train a copy of the model (the model itself is untouched)
+            on the first 20 training samples and say whether it can drive
+            the loss near zero; a model that cannot has a structural
+            problem. Takes a few seconds; needs `probe_size >= 20`. Defaults
+            to False.
+        stop_on_stall: end training (like `EarlyStopping`) once the last
+            `patience` epochs are flagged as stalled, printing the stall and
+            its most likely cause with the fix. Defaults to False.
+        patience: how many epochs in a row must be stalled before
+            `stop_on_stall` ends training. Defaults to 3.
     """
 
     def __init__(
@@ -112,6 +134,10 @@ class StagnationCallback(keras.callbacks.Callback):
         probe_size: int = 256,
         gradient_freq: int = 8,
         verbose: int = 0,
+        preflight: bool = True,
+        overfit_check: bool = False,
+        stop_on_stall: bool = False,
+        patience: int = 3,
     ) -> None:
         super().__init__()
         require_tensorflow_backend(keras)
@@ -124,6 +150,17 @@ class StagnationCallback(keras.callbacks.Callback):
         self.probe_size = int(probe_size)
         self.gradient_freq = int(gradient_freq)
         self.verbose = int(verbose)
+        # Pre-flight and stop_on_stall options (preflight.py, stall_stopper.py).
+        if (
+            not isinstance(patience, (int, np.integer))
+            or isinstance(patience, bool)
+            or patience < 1
+        ):
+            raise ValueError(f"patience must be an integer >= 1, got {patience!r}")
+        self.preflight = bool(preflight)
+        self.overfit_check = bool(overfit_check)
+        self.stop_on_stall = bool(stop_on_stall)
+        self.patience = int(patience)
         self._writer: SummaryWriter | None = None
         self._finalizer: Any = None
         self._hooks: TrainingHooks | None = None
@@ -149,18 +186,34 @@ class StagnationCallback(keras.callbacks.Callback):
         self._global_batch_start = 0
         self._last_batch_bucket = 0
         self._last_grad_step_written = -1
+        # Pre-flight and stop_on_stall state of this fit.
+        self._card: dict | None = None
+        self._preflight: Preflight | None = None
+        if self.preflight or self.overfit_check:
+            self._preflight = Preflight(
+                checks_enabled=self.preflight,
+                overfit_samples=OVERFIT_SAMPLES if self.overfit_check else 0,
+                log_dir=self.log_dir,
+            )
+        self._stall_stopper = StallStopper(self.patience) if self.stop_on_stall else None
+        self.stopped_epoch: int | None = None
 
     def _warn(self, error: BaseException) -> None:
         """One warning per fit, naming the first failure; training goes on."""
         if self._warned:
             return
         self._warned = True
-        warnings.warn(
-            "StagnationCallback hit an internal error and records less from now on; "
-            f"training is not affected. {type(error).__name__}: {error}",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        if isinstance(error, SummaryWriteError):
+            message = (
+                f"StagnationCallback stopped logging: {error}. Training is not affected, "
+                "and the epochs written so far stay readable."
+            )
+        else:
+            message = (
+                "StagnationCallback hit an internal error and records less from now on; "
+                f"training is not affected. {type(error).__name__}: {error}"
+            )
+        warnings.warn(message, RuntimeWarning, stacklevel=2)
 
     def _guarded(self, function: Any, *args: Any) -> Any:
         try:
@@ -219,6 +272,8 @@ class StagnationCallback(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self._batches_in_epoch = int(batch) + 1
+        if self._preflight is not None and self._preflight.pending:
+            self._guarded(self._preflight.after_batch)
         if self._recorder is None:
             return
         if self._batches_in_epoch - self._drained_at >= self._recorder.plan.ring_size // 2:
@@ -230,6 +285,9 @@ class StagnationCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if self._writer is None:
             return
+        if self._preflight is not None and self._preflight.pending:
+            # Before the epoch's statistics are read and reset: decide what still waits.
+            self._guarded(self._preflight.after_batch, True)
         scalars: dict = {}
         layer_stats: dict = {}
         class_counts = None
@@ -244,6 +302,20 @@ class StagnationCallback(keras.callbacks.Callback):
             for tag in tags.LAYER_STATS:
                 layer_stats.setdefault(tag, np.full(len(self._layers), np.nan))
         self._guarded(self._write_epoch, int(epoch), scalars, layer_stats, class_counts)
+        if self._stall_stopper is not None:
+            preflight = self._preflight.facts if self._preflight is not None else None
+            stopped = self._guarded(
+                self._stall_stopper.on_epoch_end,
+                self.model,
+                int(epoch),
+                scalars,
+                layer_stats,
+                class_counts,
+                self._card,
+                preflight,
+            )
+            if stopped:
+                self.stopped_epoch = int(epoch)
         self._global_batch_start += self._batches_in_epoch
         if self.verbose:
             _print(_summary_line(int(epoch), scalars))
@@ -316,6 +388,27 @@ class StagnationCallback(keras.callbacks.Callback):
                 self._warn(error)
         if self._hooks is not None:
             self._hooks.recorder = recorder
+        # Pre-flight (preflight.py): checks the spec now, taps the first batch's labels.
+        if self._preflight is not None:
+            tapped = self._guarded(
+                lambda: self._preflight.start(
+                    tf,
+                    keras,
+                    model,
+                    card=self._card,
+                    outputs=self._outputs,
+                    stats_index=self._stats_index,
+                    label_plan=self._label_plan,
+                    x_spec=x_spec,
+                    y_spec=y_spec,
+                    recorder=recorder,
+                    writer=self._writer,
+                    step=self._epoch,
+                    on_error=self._warn,
+                )
+            )
+            if tapped is not None and self._hooks is not None:
+                self._hooks.recorder = tapped
 
     def _recorder_plan(self, x_spec: Any) -> RecorderPlan:
         model = self.model
@@ -411,6 +504,7 @@ class StagnationCallback(keras.callbacks.Callback):
             # Beyond FORMAT.md's schema: how the statistics were sampled.
             extra={"gradient_freq": self.gradient_freq, "probe_size": self.probe_size},
         )
+        self._card = card  # for the pre-flight and stop_on_stall
         self._writer.write_model_card(self._epoch, card)
         self._writer.flush()
 

@@ -39,7 +39,11 @@ _KNOWN_SCALAR_PREFIXES = (
     "batches/",
     "labels/",
 )
-_KNOWN_TENSOR_TAGS = frozenset(tags.LAYER_STATS) | {tags.LABEL_CLASS_COUNTS, tags.MODEL_CARD}
+_KNOWN_TENSOR_TAGS = frozenset(tags.LAYER_STATS) | {
+    tags.LABEL_CLASS_COUNTS,
+    tags.MODEL_CARD,
+    tags.PREFLIGHT,
+}
 # What TensorBoard's loaders raise on a value they cannot decode into numpy.
 _DATA_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError)
 
@@ -81,17 +85,24 @@ class ProviderReader:
     def list_runs(self) -> dict[str, RunListing]:
         """Every logical run with our data or Keras's epoch scalars."""
         ours = self._list_scalars(metadata.PLUGIN_NAME)
+        # A run that failed at its first step has a model card and a pre-flight
+        # record (tensors) and no epoch yet; it is listed all the same.
+        our_tensors = self._provider.list_tensors(
+            self._ctx, experiment_id=self._experiment_id, plugin_name=metadata.PLUGIN_NAME
+        )
         keras = self._list_scalars(_KERAS_PLUGIN)
-        grouped = run_names.group_runs(list(ours) + list(keras))
+        grouped = run_names.group_runs(list(ours) + list(our_tensors) + list(keras))
         listings = {}
         for name, logical in grouped.items():
             stagnation_run = logical.member(run_names.ROLE_STAGNATION)
-            if stagnation_run is not None and ours.get(stagnation_run):
-                series = list(ours[stagnation_run].values())
+            our_series = {
+                **our_tensors.get(stagnation_run or "", {}),
+                **ours.get(stagnation_run or "", {}),
+            }
+            if our_series:
+                series = list(our_series.values())
                 epoch_series = [
-                    ts
-                    for tag, ts in ours[stagnation_run].items()
-                    if not tag.startswith(tags.BATCH_PREFIX)
+                    ts for tag, ts in our_series.items() if not tag.startswith(tags.BATCH_PREFIX)
                 ]
                 source = SOURCE_CALLBACK
             else:
@@ -326,6 +337,9 @@ def _callback_run_data(
         model_card=_newest_model_card(tensors.get(tags.MODEL_CARD), notes)
         if tags.MODEL_CARD in usable
         else None,
+        preflight=_newest_preflight(tensors.get(tags.PREFLIGHT), notes)
+        if tags.PREFLIGHT in usable
+        else None,
         updated=listing.updated,
         notes=notes,
     )
@@ -464,6 +478,22 @@ def _newest_model_card(points: list | None, notes: list[str]) -> dict[str, Any] 
         notes.append("The model card is not a JSON object; static checks were skipped.")
         return None
     return card
+
+
+def _newest_preflight(points: list | None, notes: list[str]) -> dict[str, Any] | None:
+    """The newest pre-flight record (it is rewritten as its checks complete)."""
+    if not points:
+        return None
+    newest = max(points, key=lambda point: (point.step, point.wall_time))
+    try:
+        raw = np.asarray(newest.numpy).reshape(-1)[0]
+        record = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else str(raw))
+    except (IndexError, UnicodeDecodeError, ValueError):
+        record = None
+    if not isinstance(record, dict):
+        notes.append("The pre-flight record is unreadable; its checks were skipped.")
+        return None
+    return record
 
 
 def _layer_names(run: RunData, notes: list[str]) -> list[str]:

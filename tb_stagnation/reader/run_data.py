@@ -34,6 +34,7 @@ class RunData:
         layer_stats: `layers/*` tag -> float64 [E, L], NaN where missing.
         class_counts: float64 [E, K] label histogram per epoch, or None.
         model_card: the newest model card (FORMAT.md), or None.
+        preflight: the newest pre-flight record (FORMAT.md), or None.
         updated: wall time (s) of the newest value in the run, 0 if none.
         notes: things a reader of the report should know (skipped data, newer
             format versions, truncated files).
@@ -48,6 +49,7 @@ class RunData:
     layer_stats: dict[str, np.ndarray] = field(default_factory=dict)
     class_counts: np.ndarray | None = None
     model_card: dict[str, Any] | None = None
+    preflight: dict[str, Any] | None = None
     updated: float = 0.0
     notes: list[str] = field(default_factory=list)
 

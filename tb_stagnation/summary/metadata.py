@@ -23,12 +23,14 @@ KIND_SCALAR = "scalar"
 KIND_LAYER_STAT = "layer_stat"
 KIND_CLASS_COUNTS = "class_counts"
 KIND_MODEL_CARD = "model_card"
+KIND_PREFLIGHT = "preflight"
 
 _DATA_CLASS_OF_KIND = {
     KIND_SCALAR: summary_pb2.DATA_CLASS_SCALAR,
     KIND_LAYER_STAT: summary_pb2.DATA_CLASS_TENSOR,
     KIND_CLASS_COUNTS: summary_pb2.DATA_CLASS_TENSOR,
     KIND_MODEL_CARD: summary_pb2.DATA_CLASS_TENSOR,
+    KIND_PREFLIGHT: summary_pb2.DATA_CLASS_TENSOR,
 }
 
 

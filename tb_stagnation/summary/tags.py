@@ -68,6 +68,9 @@ LABEL_CLASS_COUNTS = "labels/class_counts"
 
 # --- once per `fit`: rank-0 string tensor holding JSON, DATA_CLASS_TENSOR ---
 MODEL_CARD = "model_card"
+# What the pre-flight checked before training (the first batch's facts, its
+# findings, the tiny-subset test): JSON like the model card, see FORMAT.md.
+PREFLIGHT = "preflight"
 
 # --- optional finer cadence (update_freq=N): step is the global batch index -
 BATCH_PREFIX = "batch/"

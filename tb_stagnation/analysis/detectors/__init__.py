@@ -10,6 +10,7 @@ from tb_stagnation.analysis.detectors import (  # noqa: F401  (imported to regis
     gradients,
     learning_rate,
     model,
+    overfit,
     predictions,
     units,
 )

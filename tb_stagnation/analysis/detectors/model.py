@@ -6,6 +6,7 @@ import numpy as np
 
 from tb_stagnation.analysis.baselines import loss_family, output_width
 from tb_stagnation.analysis.context import Context
+from tb_stagnation.analysis.detectors import label_encoding
 from tb_stagnation.analysis.findings import (
     SEVERITY_ERROR,
     SEVERITY_WARNING,
@@ -103,6 +104,10 @@ def loss_output_mismatch(ctx: Context) -> Finding | None:
             "For two classes use Dense(1, activation='sigmoid') with binary_crossentropy, or "
             "Dense(2, activation='softmax') with sparse_categorical_crossentropy.",
         )
+    # The first batch's labels against the loss and output (the pre-flight's facts).
+    encoding = label_encoding.finding(ctx)
+    if encoding is not None:
+        return encoding
     from_logits = _from_logits(card)
     if (
         family in ("categorical", "binary")
