@@ -31,6 +31,7 @@ import numpy as np
 from tb_stagnation.analysis import preflight as checks
 from tb_stagnation.analysis.detectors import label_encoding
 from tb_stagnation.callback import epoch_stats, model_info
+from tb_stagnation.callback.console import print_message
 from tb_stagnation.callback.first_batch import FirstBatchCapture, TappedRecorder
 from tb_stagnation.callback.graph_recorder import D_SAMPLES
 from tb_stagnation.summary import tags
@@ -133,7 +134,7 @@ class Preflight:
     def _skip_overfit(self) -> None:
         if not self._overfit_done:
             self._overfit_done = True
-            _print(
+            print_message(
                 "tb_stagnation pre-flight: overfit_check needs dense numeric inputs and labels "
                 "of a fixed shape, and probe_size > 0; skipped. Run "
                 "tb_stagnation.overfit_check(model, x, y) yourself."
@@ -219,11 +220,11 @@ class Preflight:
         try:
             result = overfit_check(self._model, x, y, samples=rows)
         except OverfitCheckError as error:
-            _print(f"tb_stagnation pre-flight: overfit_check skipped: {error}")
+            print_message(f"tb_stagnation pre-flight: overfit_check skipped: {error}")
             return False
         self.facts["overfit"] = result.to_json()
         if result.passed:
-            _print(f"tb_stagnation pre-flight: the model {result.message}")
+            print_message(f"tb_stagnation pre-flight: the model {result.message}")
         found = checks.check(self._card, self.facts, step=self._step, keep_explained=True)
         self._collect([f for f in found if f["code"] == "overfit_failure"])
         return True
@@ -264,12 +265,3 @@ def _keras() -> Any:
     import keras
 
     return keras
-
-
-def _print(message: str) -> None:
-    try:
-        from keras.src.utils.io_utils import print_msg
-    except ImportError:  # pragma: no cover - Keras moved it
-        print(message)
-    else:
-        print_msg(message)

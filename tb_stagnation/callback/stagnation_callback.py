@@ -16,6 +16,7 @@ tf, keras = import_tensorflow_and_keras()
 
 # These import numpy only; the order keeps the clear ImportError above first.
 from tb_stagnation.callback import epoch_stats, model_info  # noqa: E402
+from tb_stagnation.callback.console import print_message  # noqa: E402
 from tb_stagnation.callback.graph_recorder import (  # noqa: E402
     MAX_REGRESSION_DIMS,
     GraphRecorder,
@@ -244,7 +245,7 @@ class StagnationCallback(keras.callbacks.Callback):
         if isinstance(self.update_freq, int):
             self._last_batch_bucket = self._global_batch_start // self.update_freq
         if self.verbose:
-            _print(f"StagnationCallback: writing to {self._writer.run_dir}")
+            print_message(f"StagnationCallback: writing to {self._writer.run_dir}")
         self._hooks = TrainingHooks(
             tf,
             model,
@@ -318,7 +319,7 @@ class StagnationCallback(keras.callbacks.Callback):
                 self.stopped_epoch = int(epoch)
         self._global_batch_start += self._batches_in_epoch
         if self.verbose:
-            _print(_summary_line(int(epoch), scalars))
+            print_message(_summary_line(int(epoch), scalars))
 
     def on_train_end(self, logs: dict | None = None) -> None:
         self._finish()
@@ -668,15 +669,6 @@ def _close_quietly(writer: SummaryWriter) -> None:
         writer.close()
     except Exception:
         pass
-
-
-def _print(message: str) -> None:
-    try:
-        from keras.src.utils.io_utils import print_msg
-    except ImportError:  # pragma: no cover - Keras moved it
-        print(message)
-    else:
-        print_msg(message)
 
 
 def _summary_line(epoch: int, scalars: dict) -> str:

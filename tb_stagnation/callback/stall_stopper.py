@@ -19,6 +19,7 @@ import numpy as np
 
 from tb_stagnation.analysis.report import analyze_run
 from tb_stagnation.analysis.series import fmt_epochs
+from tb_stagnation.callback.console import print_message
 from tb_stagnation.reader.run_data import SOURCE_CALLBACK, RunData
 
 _WIDTH = 100
@@ -63,7 +64,7 @@ class StallStopper:
             return False
         self.stopped_epoch = int(epoch)
         model.stop_training = True
-        _print(self.message(report))
+        print_message(self.message(report))
         return True
 
     def run_data(self, card: dict | None, preflight: dict | None) -> RunData:
@@ -138,12 +139,3 @@ class StallStopper:
                 )
             )
         return "\n".join(lines)
-
-
-def _print(message: str) -> None:
-    try:
-        from keras.src.utils.io_utils import print_msg
-    except ImportError:  # pragma: no cover - Keras moved it
-        print(message)
-    else:
-        print_msg(message)
