@@ -135,7 +135,12 @@ def test_newer_format_version_is_read_with_a_note(tmp_path, use_data_server, mon
 def test_layer_count_mismatch_falls_back_to_positions(tmp_path, use_data_server):
     write_run(tmp_path / "m", layers=("only_one",))
     writer = SummaryWriter(str(tmp_path / "m" / "stagnation"))
-    writer.write_step(9, layer_stats={tags.LAYER_GRAD_NORM: [1.0, 2.0, 3.0]})
+    writer.write_step(
+        9,
+        scalars={tags.logs_tag("loss"): 0.1, tags.logs_tag("val_loss"): np.nan},
+        layer_stats={tags.LAYER_GRAD_NORM: [1.0, 2.0, 3.0]},
+        class_counts=[3, 1],
+    )
     writer.close()
     run = read_all(tmp_path, use_data_server)["m"]
     assert run.layer_names == ["layer_0", "layer_1", "layer_2"]
@@ -150,6 +155,15 @@ def test_unreadable_logdirs_give_one_line_reasons(tmp_path):
     with pytest.raises(LogdirError, match="not a directory"):
         with open_logdir(str(tmp_path / "file")):
             pass
+
+
+@pytest.mark.parametrize("use_data_server", LOADERS)
+def test_an_epoch_half_loaded_is_left_for_the_next_read(tmp_path, use_data_server):
+    write_run(tmp_path / "live", epochs=4)
+    writer = SummaryWriter(str(tmp_path / "live" / "stagnation"))
+    writer.write_step(4, scalars={tags.logs_tag("loss"): 0.1})  # the rest not loaded yet
+    writer.close()
+    assert read_all(tmp_path, use_data_server)["live"].epochs.tolist() == [0, 1, 2, 3]
 
 
 @pytest.mark.parametrize("use_data_server", LOADERS)

@@ -322,7 +322,11 @@ def _callback_run_data(
     steps = {point.step for points in epoch_scalars.values() for point in points}
     for points in layer_tensors.values():
         steps.update(point.step for point in points)
-    epochs = np.array(sorted(step for step in steps if step <= max_step), dtype=np.int64)
+    epochs = sorted(step for step in steps if step <= max_step)
+    tag_points = [*epoch_scalars.values(), *layer_tensors.values(), class_points or []]
+    if _newest_epoch_in_flight(epochs, [points for points in tag_points if points]):
+        epochs = epochs[:-1]
+    epochs = np.array(epochs, dtype=np.int64)
     index = {int(step): i for i, step in enumerate(epochs)}
 
     scalars, scalar_present = _aligned_scalars(epoch_scalars, index)
@@ -345,6 +349,25 @@ def _callback_run_data(
     )
     run.layer_names = _layer_names(run, notes)
     return run
+
+
+def _newest_epoch_in_flight(epochs: list[int], tag_points: list[list]) -> bool:
+    """Whether the newest epoch is still being loaded.
+
+    The callback writes an epoch as one event, but TensorBoard's Python loader
+    adds its values one at a time, so a request can land between two of them.
+    A tag that every earlier epoch has and the newest lacks is that case (tags
+    missing now and then, like `val_*` under `validation_freq`, never count);
+    the epoch shows up whole at the next read.
+    """
+    if len(epochs) < 3:
+        return False
+    newest, earlier = epochs[-1], epochs[:-1]
+    for points in tag_points:
+        steps = {int(point.step) for point in points}
+        if newest not in steps and all(step in steps for step in earlier):
+            return True
+    return False
 
 
 def _keras_run_data(
