@@ -543,11 +543,17 @@ def test_vanishing_gradients():
     assert top["layers"][0] == "d0" and "3e-9" in top["evidence"] and "sigmoid" in top["evidence"]
 
 
-def test_zero_gradients_with_zero_weights_outranks_dead_units():
+def two_relu_layers_and_softmax() -> list[dict]:
+    """Model-card layers h0, h1 (ReLU) and out (softmax)."""
     layers = [{"name": f"h{i}", "type": "Dense", "activation": "relu", "trainable": True,
                "params": 352, "trainable_params": 352} for i in range(2)]  # fmt: skip
     layers.append({"name": "out", "type": "Dense", "activation": "softmax", "trainable": True,
                    "params": 99, "trainable_params": 99})  # fmt: skip
+    return layers
+
+
+def test_zero_gradients_with_zero_weights_outranks_dead_units():
+    layers = two_relu_layers_and_softmax()
     report = analyzed(
         stalled_run(
             model_card=card(layers=layers),
@@ -563,10 +569,7 @@ def test_zero_gradients_with_zero_weights_outranks_dead_units():
 
 
 def test_dead_units_outrank_the_zero_gradients_they_cause():
-    layers = [{"name": f"h{i}", "type": "Dense", "activation": "relu", "trainable": True,
-               "params": 352, "trainable_params": 352} for i in range(2)]  # fmt: skip
-    layers.append({"name": "out", "type": "Dense", "activation": "softmax", "trainable": True,
-                   "params": 99, "trainable_params": 99})  # fmt: skip
+    layers = two_relu_layers_and_softmax()
     report = analyzed(
         stalled_run(
             model_card=card(layers=layers),
