@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from test_analysis_helpers import card, check_schema, codes, finding, keras_run, make_run
+from analysis_helpers import card, check_schema, codes, finding, keras_run, make_run
 
 from tb_stagnation.analysis import baselines as baselines_module
 from tb_stagnation.analysis import findings as findings_module

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+from analysis_helpers import card, check_schema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_analysis_helpers import card, check_schema
 
 from tb_stagnation.analysis.report import analyze_run
 from tb_stagnation.reader.run_data import SOURCE_CALLBACK, SOURCE_KERAS, RunData

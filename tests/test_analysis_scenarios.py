@@ -12,8 +12,8 @@ import json
 import warnings
 
 import pytest
+from analysis_helpers import check_schema, codes
 from scenarios import HEALTHY, SCENARIOS
-from test_analysis_helpers import check_schema, codes
 
 from tb_stagnation.analysis.report import analyze_run
 

@@ -1,7 +1,7 @@
 """StagnationCallback inside real `fit` calls: what it writes, and that it is right.
 
 Tiny models, a few epochs, synthetic numpy data; read back through
-TensorBoard's data provider (`test_callback_support.read_run`).
+TensorBoard's data provider (`callback_support.read_run`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_callback_support import read_run
+from callback_support import read_run
 
 from tb_stagnation import StagnationCallback
 from tb_stagnation.summary import tags

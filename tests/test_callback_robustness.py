@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from test_callback_support import read_run, stagnation_warnings
+from callback_support import read_run, stagnation_warnings
 
 from tb_stagnation import StagnationCallback
 from tb_stagnation.callback import epoch_stats, graph_recorder

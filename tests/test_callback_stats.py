@@ -28,12 +28,15 @@ from tb_stagnation.callback.graph_recorder import (
 from tb_stagnation.summary import tags
 
 
-def _readout(grad=None, data=None, maxima=None, replicas=1, layers=2, label_width=0):
+def _readout(
+    grad=None, data=None, maxima=None, replicas=1, layers=2, label_width=0, gradient_replicas=None
+):
     return Readout(
         grad=np.zeros(4 * (layers + 1) + 1) if grad is None else grad,
         data=np.zeros(DATA_HEAD + label_width) if data is None else data,
         maxima=np.zeros(2) if maxima is None else maxima,
         replicas=replicas,
+        gradient_replicas=replicas if gradient_replicas is None else gradient_replicas,
     )
 
 
@@ -46,6 +49,10 @@ def test_gradient_stats_average_finite_steps_and_count_nonfinite_entries():
     grad[layout["entries"]] = [300.0, 40.0, 340.0]
     grad[layout["steps"]] = [6.0]  # two replicas x three steps
     scalars, layers = epoch_stats.gradient_stats(_readout(grad=grad, replicas=2), 2)
+    assert scalars[tags.GRAD_STEPS] == 3.0
+    # All-reduced gradients: replica 0 alone measured six steps.
+    all_reduced = _readout(grad=grad, replicas=2, gradient_replicas=1)
+    assert epoch_stats.gradient_stats(all_reduced, 2)[0][tags.GRAD_STEPS] == 6.0
     assert scalars[tags.GRAD_STEPS] == 3.0
     assert scalars[tags.GRAD_GLOBAL_NORM] == 2.5
     assert scalars[tags.GRAD_NONFINITE_FRACTION] == pytest.approx(10 / 340)

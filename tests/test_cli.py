@@ -16,9 +16,9 @@ import sys
 
 import numpy as np
 import pytest
+from analysis_helpers import card
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
-from test_analysis_helpers import card
 
 from tb_stagnation import __version__
 from tb_stagnation.cli import main, render_text

@@ -26,14 +26,14 @@ import urllib.parse
 
 import numpy as np
 import pytest
+from analysis_helpers import check_schema
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from plugin_support import ServedPlugin
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, types_pb2
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 from tensorboard.summary.writer.record_writer import RecordWriter
 from tensorboard.util import tensor_util
-from test_analysis_helpers import check_schema
-from test_plugin_support import ServedPlugin
 
 from tb_stagnation import cli
 from tb_stagnation.analysis.report import analyze_run

@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
-from test_callback_support import read_run  # noqa: E402
+from callback_support import read_run  # noqa: E402
 
 import tb_stagnation  # noqa: E402
 from tb_stagnation import StagnationCallback  # noqa: E402

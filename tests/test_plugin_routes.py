@@ -5,16 +5,16 @@ import json
 import urllib.parse
 
 import pytest
-from tensorboard.compat.proto import event_pb2, summary_pb2
-from tensorboard.summary.writer.record_writer import RecordWriter
-from tensorboard.util import tensor_util
-from test_plugin_support import (
+from plugin_support import (
     HOSTILE_NAMES,
     ServedPlugin,
     real_or_fake_analyze,
     train_keras_run,
     write_callback_run,
 )
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.summary.writer.record_writer import RecordWriter
+from tensorboard.util import tensor_util
 
 from tb_stagnation.plugin import jsonable
 from tb_stagnation.reader.provider_reader import ProviderReader

@@ -12,8 +12,8 @@ import urllib.parse
 import urllib.request
 
 import pytest
+from plugin_support import HOSTILE_NAMES, train_keras_run, write_callback_run
 from tensorboard_process import TensorBoardProcess
-from test_plugin_support import HOSTILE_NAMES, train_keras_run, write_callback_run
 
 from tb_stagnation.summary import tags
 from tb_stagnation.summary.writer import SummaryWriter

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import numpy as np
 import pytest
-from test_plugin_support import ServedPlugin, real_or_fake_analyze
+from plugin_support import ServedPlugin, real_or_fake_analyze
 
 from tb_stagnation.plugin import jsonable
 from tb_stagnation.reader.provider_reader import ProviderReader

@@ -18,7 +18,7 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-from test_callback_support import read_run  # noqa: E402
+from callback_support import read_run  # noqa: E402
 
 import tb_stagnation  # noqa: E402
 from tb_stagnation import StagnationCallback  # noqa: E402
@@ -260,7 +260,7 @@ def test_findings_reach_the_report_once_and_the_report_route(tmp_path, capsys):
     assert report["findings"][0]["code"] == "loss_output_mismatch"
     assert not report["healthy"]
 
-    from test_plugin_support import ServedPlugin
+    from plugin_support import ServedPlugin
 
     served = ServedPlugin(str(tmp_path)).get_json("/report?run=run")
     assert [f["code"] for f in served["findings"]] == [f["code"] for f in report["findings"]]

@@ -32,6 +32,8 @@ import urllib.request
 
 import numpy as np
 import pytest
+from analysis_helpers import check_schema
+from plugin_support import PREFIX, ServedPlugin, write_callback_run
 from tensorboard.backend import application
 from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 from tensorboard.compat.proto import event_pb2, summary_pb2
@@ -40,8 +42,6 @@ from tensorboard.plugins.scalar import metadata as scalar_metadata
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from tensorboard.util import tensor_util
 from tensorboard_process import TensorBoardProcess
-from test_analysis_helpers import check_schema
-from test_plugin_support import PREFIX, ServedPlugin, write_callback_run
 from werkzeug import test as werkzeug_test
 
 from tb_stagnation import cli

@@ -44,8 +44,8 @@ def gradient_stats(readout: Readout, num_layers: int) -> tuple[dict, dict]:
     blocks = {name: readout.grad[s] for name, s in grad_layout(num_layers).items()}
     mean_norms = _ratio(blocks["norm_sum"], blocks["finite_steps"])
     nonfinite = _ratio(blocks["nonfinite"], blocks["entries"])
-    # Every replica measures its own steps; report steps of the whole model.
-    steps = float(blocks["steps"][0]) / max(readout.replicas, 1)
+    # Per-replica gradients: every replica measured each step; report steps of the model.
+    steps = float(blocks["steps"][0]) / max(readout.gradient_replicas, 1)
     scalars = {tags.GRAD_STEPS: steps}
     if steps > 0:
         scalars[tags.GRAD_GLOBAL_NORM] = float(mean_norms[num_layers])

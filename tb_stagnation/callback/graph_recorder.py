@@ -17,13 +17,13 @@ the statistic.
 
 Under a `tf.distribute` strategy the variables are ON_READ: each replica adds
 to its own copy without any cross-device sync, and the host combines the
-copies (`strategy.experimental_local_results`): sums for counts and sums,
-maximum for maxima, replica 0 for the probe and the batch loss. Gradients are
-seen per replica, before the all-reduce: a norm is that of one replica's
-share of the batch (with Keras's 1/replicas loss scaling undone), averaged
-over replicas and steps. It runs somewhat above the norm of the synchronised
-gradient, whose noise is averaged over the whole batch; computing that one
-would take a second all-reduce of every gradient.
+copies this process holds (`strategy.experimental_local_results`): sums for
+counts and sums, maximum for maxima, replica 0 for the probe and the batch
+loss. Gradients are read after Keras's all-reduce (`gradients_all_reduced`,
+see hooks.py): every replica then holds the same gradient, that of the whole
+step, so replica 0 alone measures it. Under `MultiWorkerMirroredStrategy`
+only the chief adds ops at all (distribution.py); its data statistics are
+those of its own shard of every batch.
 """
 
 from __future__ import annotations
@@ -188,18 +188,28 @@ class Readout:
     grad: np.ndarray
     data: np.ndarray
     maxima: np.ndarray
-    replicas: int
+    replicas: int  # local copies the data block sums over (each counts every step)
+    gradient_replicas: int = 1  # local copies the gradient block sums over
 
 
 class GraphRecorder:
     """Owns the accumulator variables; builds the ops that feed them."""
 
-    def __init__(self, tf: Any, keras: Any, plan: RecorderPlan, strategy: Any, optimizer: Any):
+    def __init__(
+        self,
+        tf: Any,
+        keras: Any,
+        plan: RecorderPlan,
+        strategy: Any,
+        optimizer: Any,
+        gradients_all_reduced: bool = False,
+    ):
         self._tf = tf
         self._keras = keras
         self.plan = plan
         self._strategy = strategy
         self._optimizer = optimizer
+        self.gradients_all_reduced = bool(gradients_all_reduced)
         self.layout = StateLayout.of(plan)
         # Per input leaf, [features, 3]: a column of ones (the sum) and two of
         # fixed pseudo-random weights: the sum and the two weighted sums are a
@@ -218,10 +228,14 @@ class GraphRecorder:
                 self.probe_vars.append(
                     self._variable(np.zeros(shape, leaf.dtype.as_numpy_dtype), "probe")
                 )
-        self._drained = [0] * self.replicas
+        # This process's copies: all replicas on one machine, fewer on a
+        # worker of a multi-worker cluster.
+        self.local_replicas = len(strategy.experimental_local_results(self.state))
+        self._drained = [0] * self.local_replicas
 
     @property
     def replicas(self) -> int:
+        """Replicas over every worker (each step's gradient averages over them)."""
         return int(self._strategy.num_replicas_in_sync)
 
     def _variable(self, initial: np.ndarray, name: str) -> Any:
@@ -265,7 +279,7 @@ class GraphRecorder:
         layout = self.layout
         layers = plan.num_layers
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-        if not pairs:
+        if not pairs or not self._measures_gradients_here():
             return
         # The global entry (index `layers` of every block) sums every variable,
         # including those no layer owns.
@@ -336,10 +350,30 @@ class GraphRecorder:
         )
         tf.cond(due, measure, lambda: tf.constant(0))
 
+    def _measures_gradients_here(self) -> bool:
+        """Whether this replica's trace measures the gradients (decided at trace time).
+
+        After the all-reduce every replica holds the same gradient: replica 0
+        measures it, the others add no ops.
+        """
+        if not self.gradients_all_reduced or self.replicas <= 1:
+            return True
+        context = self._tf.distribute.get_replica_context()
+        replica = getattr(context, "replica_id_in_sync_group", 0)
+        replica = self._tf.get_static_value(replica) if not isinstance(replica, int) else replica
+        return replica is None or int(replica) == 0
+
     def _gradient_scale(self) -> float | Any | None:
-        """Factor on squared norms: undo loss scaling (mixed precision, replicas)."""
+        """Factor on squared norms: undo loss scaling (mixed precision, replicas).
+
+        After the all-reduce there is nothing to undo: the inner optimizer
+        receives unscaled gradients, and the sum of the replicas' 1/replicas
+        shares is the gradient of the whole batch's mean loss.
+        """
         tf = self._tf
         factor = None
+        if self.gradients_all_reduced:
+            return None
         # A LossScaleOptimizer receives scaled gradients. Looked up at trace
         # time: its scale variable only exists once the optimizer is built.
         optimizer = self._optimizer
@@ -560,13 +594,14 @@ class GraphRecorder:
             grad=np.sum([s[layout.grad] for s in states], axis=0),
             data=np.sum([s[layout.data] for s in states], axis=0),
             maxima=np.max([s[layout.maxima] for s in states], axis=0),
-            replicas=self.replicas,
+            replicas=len(states),
+            gradient_replicas=1 if self.gradients_all_reduced else len(states),
         )
 
     def reset_epoch(self) -> None:
         for local in self._strategy.experimental_local_results(self.state):
             local.assign(self.layout.reset_epoch(local.numpy()))
-        self._drained = [0] * self.replicas
+        self._drained = [0] * self.local_replicas
 
     def drain_fingerprints(self) -> list[np.ndarray]:
         """Fingerprints written since the last drain, one array per replica.

@@ -8,6 +8,11 @@ models are untouched):
   (Keras's `train_step` calls it with `training=True`; validation calls it
   with `training=False` and is left alone);
 - `model.optimizer.apply`: sees the gradients (`apply_gradients` calls it);
+- under a strategy with several replicas, the optimizer's
+  `_all_reduce_sum_gradients` instead: it sees the gradients after the
+  all-reduce, i.e. those of the whole step over every replica and worker (the
+  ones `apply` sees are one replica's share); reading them there costs no
+  second all-reduce;
 - `model.train_function`: a thin Python wrapper that prepares the recorder
   from the first batch's spec before the first trace, falls back to a clean
   train function if the instrumented one fails, and cleans up when training
@@ -23,6 +28,8 @@ import functools
 import weakref
 from collections.abc import Callable
 from typing import Any
+
+from tb_stagnation.callback.distribution import replicas_in_sync
 
 # The hooks installed on each model, so a fit that died without cleanup is
 # cleaned up by the next one.
@@ -57,6 +64,8 @@ class TrainingHooks:
         self.active = False
         self._first_batch_done = False
         self._wrapper: Any = None
+        # True when the gradients are read after the all-reduce (see install).
+        self.gradients_all_reduced = False
 
     # -------------------------------------------------------------- install
 
@@ -69,6 +78,7 @@ class TrainingHooks:
         optimizer = getattr(model, "optimizer", None)
         if optimizer is not None:
             self._patch(optimizer, "apply", self._wrap_apply(optimizer, optimizer.apply))
+            self._patch_all_reduce(getattr(optimizer, "inner_optimizer", optimizer))
         self.active = True
         _INSTALLED[model] = self
         # `fit` built its train function before `on_train_begin`; it is traced
@@ -76,6 +86,22 @@ class TrainingHooks:
         model.make_train_function(force=True)
         self._wrapper = self._wrap_train_function(model.train_function)
         model.train_function = self._wrapper
+
+    def _patch_all_reduce(self, optimizer: Any) -> None:
+        """Read the gradients after Keras's cross-replica sum, when there is one.
+
+        A LossScaleOptimizer hands unscaled gradients to its inner optimizer,
+        which does the all-reduce: that is the one to wrap.
+        """
+        if replicas_in_sync(self._model.distribute_strategy) <= 1:
+            return
+        original = vars(optimizer).get("_all_reduce_sum_gradients") or getattr(
+            optimizer, "_all_reduce_sum_gradients", None
+        )
+        if not callable(original):
+            return  # another Keras: `apply` keeps recording, per replica
+        self._patch(optimizer, "_all_reduce_sum_gradients", self._wrap_all_reduce(original))
+        self.gradients_all_reduced = True
 
     def uninstall(self) -> None:
         """Restore the originals; the next `fit` retraces a clean train function."""
@@ -138,7 +164,7 @@ class TrainingHooks:
             grads = list(grads)
             if trainable_variables is not None:
                 trainable_variables = list(trainable_variables)
-            if hooks.active and hooks.recorder is not None:
+            if hooks.active and hooks.recorder is not None and not hooks.gradients_all_reduced:
                 variables = trainable_variables
                 if variables is None:
                     variables = list(getattr(optimizer, "_trainable_variables", []))
@@ -146,6 +172,22 @@ class TrainingHooks:
             return original(grads, trainable_variables, *args, **kwargs)
 
         return apply
+
+    def _wrap_all_reduce(self, original: Callable) -> Callable:
+        hooks = self
+
+        @functools.wraps(original)
+        def _all_reduce_sum_gradients(grads_and_vars: Any, *args: Any, **kwargs: Any) -> Any:
+            reduced = list(original(grads_and_vars, *args, **kwargs))
+            if hooks.active and hooks.recorder is not None:
+                hooks._safely(
+                    hooks.recorder.record_gradients,
+                    [grad for grad, _ in reduced],
+                    [variable for _, variable in reduced],
+                )
+            return reduced
+
+        return _all_reduce_sum_gradients
 
     def _wrap_train_function(self, instrumented: Callable) -> Callable:
         hooks = self

@@ -49,6 +49,8 @@ class Preflight:
 
     def __init__(self, *, checks_enabled: bool, overfit_samples: int, log_dir: str) -> None:
         self.checks_enabled = bool(checks_enabled)
+        # Set on a non-chief worker: it creates the variables, prints and writes nothing.
+        self.quiet = False
         self.overfit_samples = int(overfit_samples)
         self.log_dir = log_dir
         self.facts: dict = {"format_version": 1}
@@ -134,6 +136,8 @@ class Preflight:
     def _skip_overfit(self) -> None:
         if not self._overfit_done:
             self._overfit_done = True
+            if self.quiet:
+                return
             print_message(
                 "tb_stagnation pre-flight: overfit_check needs dense numeric inputs and labels "
                 "of a fixed shape, and probe_size > 0; skipped. Run "
@@ -241,6 +245,8 @@ class Preflight:
     def _flush(self) -> None:
         """Print what is new in one block, and log the record (FORMAT.md `preflight`)."""
         new, self._new = self._new, []
+        if self.quiet:
+            return
         if new:
             self._printed.extend(new)
             self.facts["findings"] = list(self._printed)

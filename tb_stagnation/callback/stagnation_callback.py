@@ -15,7 +15,7 @@ from tb_stagnation.callback._tf import import_tensorflow_and_keras, require_tens
 tf, keras = import_tensorflow_and_keras()
 
 # These import numpy only; the order keeps the clear ImportError above first.
-from tb_stagnation.callback import epoch_stats, model_info  # noqa: E402
+from tb_stagnation.callback import distribution, epoch_stats, model_info  # noqa: E402
 from tb_stagnation.callback.console import print_message  # noqa: E402
 from tb_stagnation.callback.graph_recorder import (  # noqa: E402
     MAX_REGRESSION_DIMS,
@@ -65,6 +65,11 @@ class StagnationCallback(keras.callbacks.Callback):
     steps, one pass over the gradients and the inputs; everything else runs
     once per epoch on the host. Any failure of the callback itself is
     reported in one warning and never stops training.
+
+    Under `tf.distribute` strategies the gradient statistics are those of the
+    whole step (after the all-reduce over every replica). Under
+    `MultiWorkerMirroredStrategy` only the chief records and writes; the
+    other workers add nothing to their train step and write nothing.
 
     Example:
 
@@ -123,7 +128,10 @@ class StagnationCallback(keras.callbacks.Callback):
             to False.
         stop_on_stall: end training (like `EarlyStopping`) once the last
             `patience` epochs are flagged as stalled, printing the stall and
-            its most likely cause with the fix. Defaults to False.
+            its most likely cause with the fix. Not available under
+            `MultiWorkerMirroredStrategy` (only the chief analyses, and
+            workers must stop together): a warning says so. Defaults to
+            False.
         patience: how many epochs in a row must be stalled before
             `stop_on_stall` ends training. Defaults to 3.
     """
@@ -171,6 +179,8 @@ class StagnationCallback(keras.callbacks.Callback):
 
     def _reset_fit_state(self) -> None:
         self._warned = False
+        # False on the non-chief workers of a multi-worker cluster (distribution.py).
+        self._records_here = True
         self._layers: list = []
         self._variables: list = []  # (variable, layer index, counts globally)
         self._snapshot: list | None = None
@@ -229,9 +239,24 @@ class StagnationCallback(keras.callbacks.Callback):
         # A fit of ours interrupted outside its train step left these open.
         self._finish()
         self._reset_fit_state()
-        # Not guarded: an unwritable log_dir is the user's to fix, now.
-        self._writer = self._open_writer()
-        self._finalizer = weakref.finalize(self, _close_quietly, self._writer)
+        strategy = self.model.distribute_strategy
+        self._records_here = distribution.writes_summaries(strategy)
+        if self._stall_stopper is not None and distribution.worker_count(strategy) > 1:
+            self._stall_stopper = None
+            if self._records_here:
+                warnings.warn(
+                    "StagnationCallback(stop_on_stall=True) does nothing under "
+                    "MultiWorkerMirroredStrategy: only the chief analyses the run, and "
+                    "all workers must stop together. Stalls are still logged and reported.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
+        if self._preflight is not None:
+            self._preflight.quiet = not self._records_here
+        if self._records_here:
+            # Not guarded: an unwritable log_dir is the user's to fix, now.
+            self._writer = self._open_writer()
+            self._finalizer = weakref.finalize(self, _close_quietly, self._writer)
         self._guarded(self._begin)
 
     def _begin(self) -> None:
@@ -244,7 +269,7 @@ class StagnationCallback(keras.callbacks.Callback):
             self._global_batch_start = int(_to_numpy(iterations))
         if isinstance(self.update_freq, int):
             self._last_batch_bucket = self._global_batch_start // self.update_freq
-        if self.verbose:
+        if self.verbose and self._writer is not None:
             print_message(f"StagnationCallback: writing to {self._writer.run_dir}")
         self._hooks = TrainingHooks(
             tf,
@@ -269,7 +294,8 @@ class StagnationCallback(keras.callbacks.Callback):
         self._batches_in_epoch = 0
         self._drained_at = 0
         self._last_grad_step_written = -1
-        self._snapshot = self._guarded(self._read_weights)
+        if self._records_here:
+            self._snapshot = self._guarded(self._read_weights)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         self._batches_in_epoch = int(batch) + 1
@@ -367,6 +393,8 @@ class StagnationCallback(keras.callbacks.Callback):
         x_spec, y_spec, _ = (
             keras.utils.unpack_x_y_sample_weight(spec) if spec is not None else (None, None, None)
         )
+        # Every worker builds, plans and creates the same variables, in the
+        # same order (distribution.py); only the recorder's host side differs.
         if spec is not None:
             self._guarded(self._build_model, spec)
         try:
@@ -375,21 +403,19 @@ class StagnationCallback(keras.callbacks.Callback):
             self._outputs = []
             self._warn(error)
         self._stats_index = model_info.stats_output_index(self._outputs)
-        self._guarded(self._write_card, x_spec, replicated)
+        if self._writer is not None:
+            self._guarded(self._write_card, x_spec, replicated)
         self._label_plan = self._plan_labels(y_spec)
         recorder = GraphRecorder(
-            tf, keras, self._recorder_plan(x_spec), model.distribute_strategy, model.optimizer
+            tf,
+            keras,
+            self._recorder_plan(x_spec),
+            model.distribute_strategy,
+            model.optimizer,
+            gradients_all_reduced=self._hooks is not None and self._hooks.gradients_all_reduced,
         )
-        self._distinct = epoch_stats.DistinctBatches(recorder.replicas)
-        self._recorder = recorder
-        if recorder.probe_capacity > 0:
-            try:
-                self._probe = ProbeRunner(tf, keras, model, self._layers, x_spec)
-            except Exception as error:
-                self._warn(error)
-        if self._hooks is not None:
-            self._hooks.recorder = recorder
         # Pre-flight (preflight.py): checks the spec now, taps the first batch's labels.
+        tapped = None
         if self._preflight is not None:
             tapped = self._guarded(
                 lambda: self._preflight.start(
@@ -408,8 +434,20 @@ class StagnationCallback(keras.callbacks.Callback):
                     on_error=self._warn,
                 )
             )
-            if tapped is not None and self._hooks is not None:
-                self._hooks.recorder = tapped
+        if not self._records_here:
+            # Its variables exist now, as on the chief; nothing of ours runs
+            # in this worker's train step, and nothing is read or written.
+            self._preflight = None
+            return
+        self._distinct = epoch_stats.DistinctBatches(recorder.local_replicas)
+        self._recorder = recorder
+        if recorder.probe_capacity > 0:
+            try:
+                self._probe = ProbeRunner(tf, keras, model, self._layers, x_spec)
+            except Exception as error:
+                self._warn(error)
+        if self._hooks is not None:
+            self._hooks.recorder = tapped if tapped is not None else recorder
 
     def _recorder_plan(self, x_spec: Any) -> RecorderPlan:
         model = self.model
@@ -417,7 +455,7 @@ class StagnationCallback(keras.callbacks.Callback):
         numeric = [leaf for leaf in x_leaves if _is_numeric_spec(leaf)]
         return RecorderPlan(
             num_layers=len(self._layers),
-            layer_of_variable={id(v): index for v, index, _ in self._variables},
+            layer_of_variable=_layer_of_variable(self._variables),
             gradient_freq=self.gradient_freq,
             x_leaves=tuple(LeafSpec(tuple(leaf.shape[1:]), leaf.dtype) for leaf in numeric),
             # The probe must be re-packable into the model's input structure.
@@ -643,6 +681,21 @@ def _check_update_freq(update_freq: Any) -> str | int:
     raise ValueError(
         f"update_freq must be 'epoch', 'batch' or an integer >= 1, got {update_freq!r}"
     )
+
+
+def _layer_of_variable(variables: list) -> dict:
+    """id -> layer index, for Keras variables and the TF variables they wrap.
+
+    `optimizer.apply` receives the Keras variables; the all-reduce (hooks.py)
+    receives `variable.value`, the tf.Variable (or distributed variable) inside.
+    """
+    layer_of: dict = {}
+    for variable, index, _ in variables:
+        layer_of[id(variable)] = index
+        inner = getattr(variable, "_value", None)
+        if inner is not None:
+            layer_of[id(inner)] = index
+    return layer_of
 
 
 def _first_replica_spec(spec: Any) -> Any:

@@ -158,7 +158,7 @@ def main() -> None:
     parser.add_argument("--loaders", default="python,rust")
     args = parser.parse_args()
 
-    from test_plugin_support import real_or_fake_analyze
+    from plugin_support import real_or_fake_analyze
 
     analyze = real_or_fake_analyze()
     print(f"analysis: {analyze.__module__}.{analyze.__name__}")

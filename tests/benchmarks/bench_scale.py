@@ -34,7 +34,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.dirname(HERE))  # tests/, for test_plugin_support
+sys.path.insert(0, os.path.dirname(HERE))  # tests/, for plugin_support
 
 import synthetic_logdir  # noqa: E402  (tests/benchmarks/synthetic_logdir.py)
 
