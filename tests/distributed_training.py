@@ -8,9 +8,10 @@ every epoch measures the gradient of that one batch at the same weights),
 `full_batch_scaled` (the same inside a LossScaleOptimizer) or the name of a
 scenario in scenarios.py. Every process of a cluster runs the
 same jobs in the same order, each logging to LOG_DIR/JOB, and prints one JSON
-line per job: its pid, its role, the warnings our code raised and, for
-`full_batch`, the reference per-layer gradient norms computed with a plain
-GradientTape on the whole batch.
+line per job: its pid, its role, the warnings our code raised, how many times
+our recorder added ops to a traced train step and, for `full_batch`, the
+reference per-layer gradient norms computed with a plain GradientTape on the
+whole batch.
 
 Strategies need their devices or TF_CONFIG before TensorFlow starts, hence
 a process of its own.
@@ -182,6 +183,22 @@ def _fit(keras, model, dataset, epochs: int, log_dir: str, callback_kwargs: dict
     model.fit(dataset, epochs=epochs, verbose=0, callbacks=[callback])
 
 
+def _count_traced_recordings() -> dict:
+    """Count the recorder's graph-building calls (each adds ops to a traced step)."""
+    from tb_stagnation.callback.graph_recorder import GraphRecorder
+
+    counts = {"calls": 0}
+    for name in ("record_data", "record_gradients"):
+        original = getattr(GraphRecorder, name)
+
+        def spy(self, *args, _original=original, **kwargs):
+            counts["calls"] += 1
+            return _original(self, *args, **kwargs)
+
+        setattr(GraphRecorder, name, spy)
+    return counts
+
+
 def main() -> None:
     args = _arguments()
     strategy = _strategy(args)
@@ -191,7 +208,9 @@ def main() -> None:
     from tb_stagnation.callback.preflight import PreflightWarning
 
     callback_kwargs = {"stop_on_stall": True} if args.stop_on_stall else {}
+    traced = _count_traced_recordings()
     for job in args.jobs:
+        traced["calls"] = 0
         log_dir = os.path.join(args.log_dir, job)
         with warnings.catch_warnings(record=True) as records:
             warnings.simplefilter("always")
@@ -212,6 +231,7 @@ def main() -> None:
             chief=bool(getattr(extended, "should_save_summary", True)),
             replicas=int(getattr(strategy, "num_replicas_in_sync", 1)),
             warnings=ours,
+            traced_recordings=traced["calls"],
         )
         print("RESULT " + json.dumps(result), flush=True)
 

@@ -148,7 +148,7 @@ def mirrored(tmp_path_factory) -> tuple[Path, dict]:
 # ------------------------------------------------------------- multi-worker
 
 
-def test_only_the_chief_writes(cluster):
+def test_only_the_chief_writes_and_records(cluster):
     log_dir, (chief, worker) = cluster
     assert all(r["chief"] and r["replicas"] == 2 for r in chief.values())
     assert not any(r["chief"] for r in worker.values())
@@ -158,6 +158,9 @@ def test_only_the_chief_writes(cluster):
     assert sorted(p.parent.parent.name for p in files) == sorted(_JOBS)
     for path in files:
         assert f".{chief_pid}." in path.name, path
+    # The non-chief adds nothing to its train step (the chief's recorder does).
+    assert all(r["traced_recordings"] > 0 for r in chief.values())
+    assert all(r["traced_recordings"] == 0 for r in worker.values())
     # The non-chief printed nothing either: no pre-flight, no warning.
     assert chief["loss_output_mismatch"]["warnings"]
     assert all(r["warnings"] == [] for r in worker.values())
