@@ -3,9 +3,10 @@
 Small Keras models train with `StagnationCallback` (one healthy, one with a
 learning rate of 1e-7, one in a folder named like an XSS payload); two more
 runs are written with the summary writer directly (a layer named like an XSS
-payload, which Keras refuses as a layer name, and a 300-epoch x 30-layer run
-for timing). `tensorboard --logdir` serves them; Debian's chromium, driven by
-Playwright, opens `/#stagnation` the way a person does.
+payload, which Keras refuses as a layer name, a 300-epoch x 30-layer run
+for timing, and a 400-epoch x 200-layer run the server downsamples).
+`tensorboard --logdir` serves them; Debian's chromium, driven by Playwright,
+opens `/#stagnation` the way a person does.
 
 Screenshots land in tests/artifacts/ (`stagnation_tab.png` is the one for the
 README). Needs the `playwright` package and a chromium binary (set
@@ -39,7 +40,9 @@ STALLED = "stalled_lr_1e-7"
 HOSTILE_LAYERS = "hostile_layer_names"
 PERF = "synthetic_300x30"
 LIVE = "still_training"
-ALL_RUNS = {HEALTHY, STALLED, HOSTILE, HOSTILE_LAYERS, PERF, LIVE}
+# 200 layers x 400 epochs is past the series route's cell budget: pooled in pairs.
+LONG = "synthetic_400x200"
+ALL_RUNS = {HEALTHY, STALLED, HOSTILE, HOSTILE_LAYERS, PERF, LIVE, LONG}
 
 CHROMIUM = (
     os.environ.get("TB_STAGNATION_CHROMIUM")
@@ -172,6 +175,7 @@ def logdir(tmp_path_factory) -> Path:
     write_synthetic(str(root / HOSTILE_LAYERS), 6, ["dense", HOSTILE, "output"])
     write_synthetic(str(root / PERF), 300, [f"dense_{i}" for i in range(30)])
     write_synthetic(str(root / LIVE), 3, ["dense", "output"])
+    write_synthetic(str(root / LONG), 400, [f"dense_{i}" for i in range(200)])
     return root
 
 
@@ -418,6 +422,26 @@ def test_render_time_of_a_300_epoch_30_layer_run(tab, capsys):
     (ARTIFACTS / "render_time.txt").write_text(line + "\n", encoding="utf-8")
     assert heatmaps >= 2
     tab.screenshot("synthetic_300x30.png")
+
+
+def test_a_downsampled_run_says_so(tab, server, capsys):
+    downsampled = server.api("series", run=LONG)["downsampled"]
+    assert downsampled["original_epochs"] == 400 and downsampled["stride"] >= 2
+    start = time.perf_counter()
+    tab.select(LONG)
+    banner = tab.frame.locator(".sg-banner", has_text="Long run")
+    banner.wait_for()
+    tab.frame.locator('[data-heatmap="layers:grad_norm"]').wait_for()
+    tab.frame.evaluate(
+        "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+    )
+    elapsed_ms = (time.perf_counter() - start) * 1000
+    assert banner.text_content().startswith(
+        f"Long run: each point pools {downsampled['stride']} of the 400 epochs"
+    )
+    with capsys.disabled():
+        print(f"\n400 epochs x 200 layers (downsampled): {elapsed_ms:.0f} ms from click to painted")
+    tab.screenshot("synthetic_400x200.png")
 
 
 def test_new_epochs_appear_without_losing_the_selection(tab, server, logdir):

@@ -2,7 +2,7 @@
  * Tick labels for the line charts' y axes. uPlot's default prints fixed
  * decimals, which turns a gradient norm of 1e-9 into "0.000000001"; and a
  * plateau at 1.0986 needs enough decimals to tell 1.0985 from 1.0990.
- * Labels therefore take their precision from the tick spacing.
+ * Labels therefore take their precision from the ticks and their spacing.
  */
 
 /** Labels for one axis; null splits (hidden by uPlot's log filter) get "". */
@@ -13,6 +13,7 @@ export function formatTicks(splits: readonly (number | null)[], log: boolean): s
   for (let i = 1; i < vals.length; i++) step = Math.min(step, Math.abs((vals[i] as number) - (vals[i - 1] as number)));
   const maxAbs = vals.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
   const useExp = maxAbs !== 0 && (maxAbs < 1e-3 || maxAbs >= 1e6);
+  const decimals = Number.isFinite(step) && step > 0 ? exactDecimals(vals, step) : 2;
   return splits.map((v) => {
     if (v === null || !Number.isFinite(v)) return "";
     if (v === 0) return "0";
@@ -21,9 +22,28 @@ export function formatTicks(splits: readonly (number | null)[], log: boolean): s
       const digits = Number.isFinite(step) && step > 0 ? Math.max(1, Math.ceil(Math.log10(maxAbs / step)) + 1) : 2;
       return trimExp(v.toExponential(Math.min(digits - 1, 6)));
     }
-    const decimals = Number.isFinite(step) && step > 0 ? Math.min(Math.max(0, -Math.floor(Math.log10(step) + 1e-9)), 10) : 2;
     return v.toFixed(decimals);
   });
+}
+
+/**
+ * Decimals that print every tick exactly: a spacing of 0.25 needs two
+ * ("0.55", not "0.6"), one of 0.1 needs one. uPlot's splits carry float
+ * noise (0.30000000000000004), hence the tolerance.
+ */
+function exactDecimals(values: readonly number[], step: number): number {
+  let decimals = 0;
+  for (const x of [...values, step]) {
+    if (!Number.isFinite(x)) continue;
+    let d = 0;
+    while (d < 10) {
+      const scaled = x * 10 ** d;
+      if (Math.abs(scaled - Math.round(scaled)) < 1e-7 * Math.max(1, Math.abs(scaled))) break;
+      d++;
+    }
+    decimals = Math.max(decimals, d);
+  }
+  return decimals;
 }
 
 export function formatLogTick(v: number): string {

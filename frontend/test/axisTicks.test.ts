@@ -7,6 +7,9 @@ test("linear labels take their decimals from the spacing", () => {
   assert.deepEqual(formatTicks([0, 0.5, 1], false), ["0", "0.5", "1.0"]);
   assert.deepEqual(formatTicks([0, 50, 100], false), ["0", "50", "100"]);
   assert.deepEqual(formatTicks([1.0985, 1.099, 1.0995], false), ["1.0985", "1.0990", "1.0995"]);
+  // A spacing of 0.25 prints every tick exactly, float noise and all.
+  assert.deepEqual(formatTicks([0.30000000000000004, 0.55, 0.8, 1.05], false), ["0.30", "0.55", "0.80", "1.05"]);
+  assert.deepEqual(formatTicks([0, 0.25, 0.5, 0.75, 1], false), ["0", "0.25", "0.50", "0.75", "1.00"]);
 });
 
 test("tiny and huge linear values use exponents, not strings of zeros", () => {
