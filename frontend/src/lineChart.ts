@@ -153,7 +153,14 @@ export class LineChart {
           ...axis(theme),
           size: 56,
           values: (_u, splits) => formatTicks(splits, this.log),
-          ...(this.log ? { splits: (_u: uPlot, _i: number, min: number, max: number) => logSplits(min, max) } : {}),
+          // logSplits already thins its ticks; uPlot's own log filter would keep
+          // only powers of ten, leaving a 0.2-1 range with the one label "1".
+          ...(this.log
+            ? {
+                splits: (_u: uPlot, _i: number, min: number, max: number) => logSplits(min, max),
+                filter: (_u: uPlot, splits: number[]) => splits,
+              }
+            : {}),
         },
       ],
       series: [{ label: "epoch" }, ...seriesOpts],
