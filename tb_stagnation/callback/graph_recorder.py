@@ -279,7 +279,8 @@ class GraphRecorder:
         layout = self.layout
         layers = plan.num_layers
         pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
-        if not pairs or not self._measures_gradients_here():
+        here = self._measures_gradients_here()
+        if not pairs or here is False:
             return
         # The global entry (index `layers` of every block) sums every variable,
         # including those no layer owns.
@@ -340,7 +341,7 @@ class GraphRecorder:
             )
             return tf.constant(0)
 
-        if plan.gradient_freq <= 1:
+        if plan.gradient_freq <= 1 and here is True:
             measure()
             return
         # `step` counts this step already (record_data ran): step 1 is the first.
@@ -348,20 +349,25 @@ class GraphRecorder:
         due = tf.equal(
             tf.math.floormod(tf.maximum(step - 1.0, 0.0), float(plan.gradient_freq)), 0.0
         )
+        if here is not True:
+            due = tf.logical_and(due, here)
         tf.cond(due, measure, lambda: tf.constant(0))
 
-    def _measures_gradients_here(self) -> bool:
-        """Whether this replica's trace measures the gradients (decided at trace time).
+    def _measures_gradients_here(self) -> Any:
+        """Whether this replica measures the gradients: True, False or a bool tensor.
 
         After the all-reduce every replica holds the same gradient: replica 0
-        measures it, the others add no ops.
+        measures it, the others add no ops. The replica id is known at trace
+        time under the mirrored strategies; where it is not, a run-time test.
         """
+        tf = self._tf
         if not self.gradients_all_reduced or self.replicas <= 1:
             return True
-        context = self._tf.distribute.get_replica_context()
-        replica = getattr(context, "replica_id_in_sync_group", 0)
-        replica = self._tf.get_static_value(replica) if not isinstance(replica, int) else replica
-        return replica is None or int(replica) == 0
+        replica = getattr(tf.distribute.get_replica_context(), "replica_id_in_sync_group", 0)
+        static = replica if isinstance(replica, int) else tf.get_static_value(replica)
+        if static is None:
+            return tf.equal(replica, 0)
+        return int(static) == 0
 
     def _gradient_scale(self) -> float | Any | None:
         """Factor on squared norms: undo loss scaling (mixed precision, replicas).

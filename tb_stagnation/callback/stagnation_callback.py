@@ -486,7 +486,8 @@ class StagnationCallback(keras.callbacks.Callback):
         model._symbolic_build(data_batch=spec)
         self._find_layers()
         # No step has run yet: these are the first epoch's starting weights.
-        self._snapshot = self._read_weights()
+        if self._records_here:
+            self._snapshot = self._read_weights()
 
     def _plan_labels(self, y_spec: Any) -> LabelPlan | None:
         index = self._stats_index
