@@ -35,8 +35,8 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, TESTS)
+BENCHMARKS = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [BENCHMARKS, os.path.dirname(BENCHMARKS)]
 
 STEPS, BATCH, FEATURES = 50, 128, 256
 
@@ -59,6 +59,7 @@ def _worker(args: argparse.Namespace) -> None:
     import keras
     import numpy as np
     import tensorflow as tf
+    from bench_callback_overhead import EpochClock
     from distributed_training import _work_around_keras_multiworker_fit
 
     from tb_stagnation import StagnationCallback
@@ -69,14 +70,6 @@ def _worker(args: argparse.Namespace) -> None:
     x = rng.normal(size=(STEPS * BATCH, FEATURES)).astype("float32")
     y = rng.integers(0, 10, size=STEPS * BATCH).astype("int32")
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(BATCH)
-
-    class EpochClock(keras.callbacks.Callback):
-        def on_train_begin(self, logs=None):
-            self.wall, self.cpu = [], []
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.wall.append(time.perf_counter())
-            self.cpu.append(time.process_time())
 
     times: dict = {"none": {"wall": [], "cpu": []}, "stagnation": {"wall": [], "cpu": []}}
     hook_seconds = [0.0]
@@ -117,7 +110,7 @@ def _worker(args: argparse.Namespace) -> None:
                 hook_epochs[0] += args.epochs
             model.fit(dataset, epochs=args.epochs, verbose=0, callbacks=callbacks)
             # Steady state: from the first epoch end on (tracing excluded).
-            for kind, stamps in (("wall", clock.wall), ("cpu", clock.cpu)):
+            for kind, stamps in (("wall", clock.ends), ("cpu", clock.cpu_ends)):
                 times[variant][kind] += [b - a for a, b in zip(stamps, stamps[1:])]
     chief = bool(strategy.extended.should_save_summary)
     hooks_ms = 1000 * hook_seconds[0] / max(hook_epochs[0], 1)
