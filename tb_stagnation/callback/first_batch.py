@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from tb_stagnation.callback.graph_recorder import accumulator_variable, scatter_update
 from tb_stagnation.callback.model_info import select_target
 
 # State vector: captured?, entries, min, max, sum of finite entries,
@@ -56,9 +57,10 @@ class FirstBatchCapture:
         keep_rows = rows > 0 and leaves and all(_fixed_numeric(tf, leaf) for leaf in leaves)
         self.capacity = int(rows) if keep_rows else 0
         with strategy.scope():
-            self.state = self._variable(np.zeros(_SIZE), "first_batch")
+            self.state = accumulator_variable(tf, np.zeros(_SIZE), "first_batch")
             self.label_vars = [
-                self._variable(
+                accumulator_variable(
+                    tf,
                     np.zeros(
                         (self.capacity + 1,) + tuple(leaf.shape[1:]), leaf.dtype.as_numpy_dtype
                     ),
@@ -66,16 +68,6 @@ class FirstBatchCapture:
                 )
                 for leaf in (leaves if self.capacity else [])
             ]
-
-    def _variable(self, initial: np.ndarray, name: str) -> Any:
-        tf = self._tf
-        return tf.Variable(
-            initial,
-            trainable=False,
-            name=f"tb_stagnation_{name}",
-            synchronization=tf.VariableSynchronization.ON_READ,
-            aggregation=tf.VariableAggregation.SUM,
-        )
 
     # ------------------------------------------------------------ graph side
 
@@ -136,7 +128,7 @@ class FirstBatchCapture:
         # Rows past the capacity all land in the spare last row.
         rows = tf.minimum(start + tf.range(batch, dtype=tf.int32), self.capacity)
         for leaf, variable in zip(leaves, self.label_vars):
-            _scatter_update(tf, variable, tf.reshape(rows, [-1, 1]), leaf)
+            scatter_update(tf, variable, tf.reshape(rows, [-1, 1]), leaf)
         return tf.cast(tf.minimum(start + tf.cast(batch, tf.int32), self.capacity), tf.float64)
 
     # ------------------------------------------------------------- host side
@@ -223,13 +215,3 @@ def _rows_match(leaves: list, variables: list) -> bool:
         if leaf.dtype != variable.dtype:
             return False
     return True
-
-
-def _scatter_update(tf: Any, variable: Any, indices: Any, updates: Any) -> Any:
-    """`scatter_nd_update` that also works on a replica's ON_READ variable."""
-    local = getattr(variable, "_get_on_device_or_primary", None)
-    target = local() if callable(local) else variable
-    try:
-        return target.scatter_nd_update(indices, updates)
-    except NotImplementedError:
-        return variable.assign(tf.tensor_scatter_nd_update(variable.read_value(), indices, updates))

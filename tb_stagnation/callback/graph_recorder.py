@@ -219,14 +219,14 @@ class GraphRecorder:
         ]
         self.probe_capacity = _probe_capacity(plan)
         with strategy.scope():
-            self.state = self._variable(self.layout.initial(), "state")
-            self.ring = self._variable(np.zeros((plan.ring_size, 3)), "fingerprints")
+            self.state = accumulator_variable(tf, self.layout.initial(), "state")
+            self.ring = accumulator_variable(tf, np.zeros((plan.ring_size, 3)), "fingerprints")
             self.probe_vars = []
             for leaf in plan.x_leaves if self.probe_capacity > 0 else ():
                 # One spare row at the end takes the writes past the capacity.
                 shape = (self.probe_capacity + 1,) + tuple(leaf.shape)
                 self.probe_vars.append(
-                    self._variable(np.zeros(shape, leaf.dtype.as_numpy_dtype), "probe")
+                    accumulator_variable(tf, np.zeros(shape, leaf.dtype.as_numpy_dtype), "probe")
                 )
         # This process's copies: all replicas on one machine, fewer on a
         # worker of a multi-worker cluster.
@@ -237,16 +237,6 @@ class GraphRecorder:
     def replicas(self) -> int:
         """Replicas over every worker (each step's gradient averages over them)."""
         return int(self._strategy.num_replicas_in_sync)
-
-    def _variable(self, initial: np.ndarray, name: str) -> Any:
-        tf = self._tf
-        return tf.Variable(
-            initial,
-            trainable=False,
-            name=f"tb_stagnation_{name}",
-            synchronization=tf.VariableSynchronization.ON_READ,
-            aggregation=tf.VariableAggregation.SUM,
-        )
 
     def _write_state(self, state: Any, **parts: Any) -> None:
         """Assign `state` with the given parts (same names as StateLayout) replaced."""
@@ -511,7 +501,7 @@ class GraphRecorder:
             maxima=tf.maximum(state[layout.maxima], maxima),
             batch=batch_values,
         )
-        _scatter_update(
+        scatter_update(
             tf, self.ring, tf.reshape(ring_position, [1, 1]), tf.reshape(fingerprint, [1, 3])
         )
 
@@ -582,7 +572,7 @@ class GraphRecorder:
             # Rows past the capacity all land in the spare last row.
             rows = tf.minimum(start + tf.range(batch, dtype=tf.int32), capacity)
             for leaf, variable in zip(leaves, self.probe_vars):
-                _scatter_update(tf, variable, tf.reshape(rows, [-1, 1]), leaf)
+                scatter_update(tf, variable, tf.reshape(rows, [-1, 1]), leaf)
             return tf.cast(tf.minimum(start + tf.cast(batch, tf.int32), capacity), tf.float64)
 
         return tf.cond(count < float(capacity), fill, lambda: count)
@@ -656,7 +646,18 @@ def _group_sums(tf: Any, values: Any, groups: list) -> Any:
     return tf.stack([tf.add_n([values[i] for i in group]) if group else zero for group in groups])
 
 
-def _scatter_update(tf: Any, variable: Any, indices: Any, updates: Any) -> Any:
+def accumulator_variable(tf: Any, initial: np.ndarray, name: str) -> Any:
+    """One of our variables: untrained, ON_READ (each replica adds to its own copy)."""
+    return tf.Variable(
+        initial,
+        trainable=False,
+        name=f"tb_stagnation_{name}",
+        synchronization=tf.VariableSynchronization.ON_READ,
+        aggregation=tf.VariableAggregation.SUM,
+    )
+
+
+def scatter_update(tf: Any, variable: Any, indices: Any, updates: Any) -> Any:
     """`scatter_nd_update` that also works on a replica's ON_READ variable."""
     # A SyncOnReadVariable has no scatter ops; in replica context its local
     # copy is a plain variable that does.
