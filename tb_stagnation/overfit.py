@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from tb_stagnation.analysis.series import finite_or_none
+
 NEAR_ZERO = 0.1
 STUCK = 0.5
 MAX_EPOCHS = 500
@@ -93,23 +95,16 @@ class OverfitResult:
             "verdict": self.verdict,
             "samples": int(self.samples),
             "epochs": int(self.epochs),
-            "initial_loss": _json(self.initial_loss),
-            "final_loss": _json(self.final_loss),
-            "best_loss": _json(self.best_loss),
-            "reference_loss": _json(self.reference_loss),
+            "initial_loss": finite_or_none(self.initial_loss),
+            "final_loss": finite_or_none(self.final_loss),
+            "best_loss": finite_or_none(self.best_loss),
+            "reference_loss": finite_or_none(self.reference_loss),
             "reference": self.reference,
-            "accuracy": _json(self.accuracy),
-            "curve": [_json(v) for v in curve],
+            "accuracy": finite_or_none(self.accuracy),
+            "curve": [finite_or_none(v) for v in curve],
             "message": self.message,
             "trainable_weights": int(self.trainable_weights),
         }
-
-
-def _json(value: Any) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def _fmt(value: Any) -> str:

@@ -16,13 +16,13 @@ Pure numpy; no TensorFlow.
 
 from __future__ import annotations
 
-import math
 import textwrap
 from typing import Any
 
 import numpy as np
 
 from tb_stagnation.analysis.findings import SEVERITY_ERROR, Finding
+from tb_stagnation.analysis.series import finite_or_none
 from tb_stagnation.reader.run_data import SOURCE_CALLBACK, RunData
 
 # What the pre-flight reports: problems that no amount of training fixes.
@@ -43,14 +43,6 @@ PREFLIGHT_CODES = (
 LABELS_TO_CONFIRM = 512
 
 _WIDTH = 100
-
-
-def _finite(value: Any) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def run_data(
@@ -111,7 +103,7 @@ def needs_more_labels(class_counts: Any, label_variance: Any, labels_seen: float
         counts = np.asarray(class_counts, dtype=np.float64).reshape(-1)
         counts = np.where(np.isfinite(counts), counts, 0.0)
         return counts.sum() > 0 and int(np.count_nonzero(counts > 0)) == 1
-    variance = _finite(label_variance)
+    variance = finite_or_none(label_variance)
     return variance is not None and variance <= 0.0
 
 
@@ -174,7 +166,7 @@ def stored_findings(ctx: Any, findings: list[Finding]) -> list[Finding]:
         if not all(isinstance(v, str) for v in (code, evidence, fix)) or code in present:
             continue
         severity = entry.get("severity")
-        confidence = _finite(entry.get("confidence"))
+        confidence = finite_or_none(entry.get("confidence"))
         layers = entry.get("layers") if isinstance(entry.get("layers"), list) else []
         present.add(code)
         extra.append(

@@ -12,6 +12,22 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 
+def finite_or_none(value) -> float | None:
+    """`value` as a float if it is a finite number (or converts to one), else None."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def finite_json_number(value) -> float | None:
+    """A finite int or float out of parsed JSON, else None (bools and strings are not numbers)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
 def as_float_array(values) -> np.ndarray:
     """A float64 copy of `values` (None -> empty)."""
     if values is None:

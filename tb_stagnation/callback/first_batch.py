@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from tb_stagnation.analysis.series import finite_or_none
 from tb_stagnation.callback.graph_recorder import accumulator_variable, scatter_update
 from tb_stagnation.callback.model_info import select_target
 
@@ -146,9 +147,9 @@ class FirstBatchCapture:
         finite = count - nonfinite
         return {
             "count": int(count),
-            "min": _finite(state[_MIN]) if finite > 0 else None,
-            "max": _finite(state[_MAX]) if finite > 0 else None,
-            "mean": _finite(state[_SUM] / finite) if finite > 0 else None,
+            "min": finite_or_none(state[_MIN]) if finite > 0 else None,
+            "max": finite_or_none(state[_MAX]) if finite > 0 else None,
+            "mean": finite_or_none(state[_SUM] / finite) if finite > 0 else None,
             "non_integer": int(state[_NON_INTEGER]),
             "nonfinite": int(nonfinite),
         }
@@ -190,11 +191,6 @@ class TappedRecorder:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._recorder, name)
-
-
-def _finite(value: Any) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 def _fixed_numeric(tf: Any, spec: Any) -> bool:

@@ -16,6 +16,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from tb_stagnation.analysis.series import finite_or_none
+
 TASK_CLASSIFICATION = "classification"
 TASK_BINARY = "binary"
 TASK_REGRESSION = "regression"
@@ -325,14 +327,6 @@ def select_target(y: Any, index: int, names: list[str], keras: Any) -> Any:
     return None
 
 
-def _finite_or_none(value: Any) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
-
-
 def optimizer_summary(optimizer: Any, learning_rate: float | None) -> dict:
     """Class and the settings a diagnosis looks at (clipping, momentum, decay)."""
     if optimizer is None:
@@ -340,7 +334,7 @@ def optimizer_summary(optimizer: Any, learning_rate: float | None) -> dict:
     inner = getattr(optimizer, "inner_optimizer", optimizer)
     summary: dict[str, Any] = {
         "class": type(inner).__name__,
-        "learning_rate": _finite_or_none(learning_rate),
+        "learning_rate": finite_or_none(learning_rate),
     }
     if inner is not optimizer:
         summary["wrapper"] = type(optimizer).__name__
@@ -365,7 +359,7 @@ def optimizer_summary(optimizer: Any, learning_rate: float | None) -> dict:
             if value is not None:
                 summary[key] = value
         elif isinstance(value, (int, float)):
-            summary[key] = _finite_or_none(value)
+            summary[key] = finite_or_none(value)
     if isinstance(config.get("learning_rate"), dict):
         summary["learning_rate_schedule"] = config["learning_rate"].get("class_name")
     return summary

@@ -30,6 +30,7 @@ import numpy as np
 
 from tb_stagnation.analysis import preflight as checks
 from tb_stagnation.analysis.detectors import label_encoding
+from tb_stagnation.analysis.series import finite_or_none
 from tb_stagnation.callback import epoch_stats, model_info
 from tb_stagnation.callback.console import print_message
 from tb_stagnation.callback.first_batch import FirstBatchCapture, TappedRecorder
@@ -183,7 +184,7 @@ class Preflight:
         if readout is not None and readout.data.size > D_SAMPLES:
             self.facts["samples"] = int(readout.data[D_SAMPLES])
         inputs = {
-            key: _json_number(scalars.get(tag))
+            key: finite_or_none(scalars.get(tag))
             for key, tag in (
                 ("mean", tags.INPUT_MEAN),
                 ("std", tags.INPUT_STD),
@@ -194,7 +195,7 @@ class Preflight:
         if inputs:
             self.facts["inputs"] = inputs
         if counts is not None:
-            self.facts["class_counts"] = [_json_number(c) for c in np.asarray(counts).reshape(-1)]
+            self.facts["class_counts"] = [finite_or_none(c) for c in np.asarray(counts).reshape(-1)]
         self._collect(checks.check(self._card, self.facts, scalars, counts, self._step))
         self._checks_done = True
         return True
@@ -257,14 +258,6 @@ class Preflight:
             where = self.log_dir if self._writer is not None else None
             block = checks.format_block(new, self.facts, where)
             warnings.warn(block, PreflightWarning, stacklevel=2)
-
-
-def _json_number(value: Any) -> float | None:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if np.isfinite(value) else None
 
 
 def _keras() -> Any:

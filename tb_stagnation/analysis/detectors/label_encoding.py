@@ -21,13 +21,12 @@ Pure: numpy-free even; no TensorFlow.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
 from tb_stagnation.analysis.baselines import loss_family, normalize_name
 from tb_stagnation.analysis.findings import SEVERITY_ERROR, SEVERITY_WARNING, Finding
-from tb_stagnation.analysis.series import fmt_num
+from tb_stagnation.analysis.series import finite_json_number, fmt_num
 
 # Losses that compare a real-valued target with the output (regression).
 _REGRESSION_LOSSES = frozenset(
@@ -89,12 +88,6 @@ def stats_output(card: dict) -> dict:
     }
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
 def _shape_text(shape: list) -> str:
     dims = ["batch" if d is None and i == 0 else str(d) for i, d in enumerate(shape)]
     return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
@@ -123,10 +116,10 @@ def check(card: dict, labels: Any) -> Problem | None:
         if problem is not None:
             return problem
 
-    low, high = _number(labels.get("min")), _number(labels.get("max"))
+    low, high = finite_json_number(labels.get("min")), finite_json_number(labels.get("max"))
     if low is None or high is None or not labels.get("count"):
         return None
-    mean = _number(labels.get("mean"))
+    mean = finite_json_number(labels.get("mean"))
     whole = not labels.get("non_integer")
     span = f"{fmt_num(low)} to {fmt_num(high)}"
     if sparse and width >= 2:

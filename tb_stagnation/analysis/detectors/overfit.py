@@ -10,18 +10,9 @@ loss became NaN/Inf), "negative" (a cross-entropy below 0: invalid labels).
 
 from __future__ import annotations
 
-import math
-from typing import Any
-
 from tb_stagnation.analysis.context import Context
 from tb_stagnation.analysis.findings import SEVERITY_ERROR, SEVERITY_WARNING, Finding, detector
-from tb_stagnation.analysis.series import fmt_num, fmt_pct
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
+from tb_stagnation.analysis.series import finite_json_number, fmt_num, fmt_pct
 
 
 @detector("overfit_failure")
@@ -32,9 +23,9 @@ def overfit_failure(ctx: Context) -> Finding | None:
     verdict = result.get("verdict")
     samples = result.get("samples")
     steps = result.get("epochs")
-    initial = _number(result.get("initial_loss"))
-    best = _number(result.get("best_loss"))
-    reference = _number(result.get("reference_loss"))
+    initial = finite_json_number(result.get("initial_loss"))
+    best = finite_json_number(result.get("best_loss"))
+    reference = finite_json_number(result.get("reference_loss"))
     what = result.get("reference") if isinstance(result.get("reference"), str) else "initial loss"
     size = f"{samples} training samples" if isinstance(samples, int) else "a few training samples"
     ran = ""
