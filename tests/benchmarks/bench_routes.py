@@ -26,19 +26,14 @@ import os
 import statistics
 import sys
 import time
-from contextlib import contextmanager
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import synthetic_logdir  # noqa: E402
+from benchmarks.providers import python_provider, rust_provider  # noqa: E402
 from tensorboard.backend import application  # noqa: E402
-from tensorboard.backend.event_processing import (  # noqa: E402
-    data_ingester,
-    data_provider,
-    plugin_event_multiplexer,
-)
 from tensorboard.compat.proto import event_pb2, summary_pb2  # noqa: E402
 from tensorboard.plugins import base_plugin  # noqa: E402
 from tensorboard.plugins.scalar import metadata as scalar_metadata  # noqa: E402
@@ -76,29 +71,6 @@ def _write_keras_style_scalars(run_dir: str, epochs: int) -> None:
         summary = summary_pb2.Summary(value=[value])
         writer.add_event(event_pb2.Event(step=epoch, wall_time=1.7e9 + epoch, summary=summary))
     writer.close()
-
-
-@contextmanager
-def python_provider(logdir: str):
-    multiplexer = plugin_event_multiplexer.EventMultiplexer(
-        size_guidance=data_ingester.DEFAULT_SIZE_GUIDANCE,
-        tensor_size_guidance={**data_ingester.DEFAULT_TENSOR_SIZE_GUIDANCE, "stagnation": 0},
-    )
-    multiplexer.AddRunsFromDirectory(logdir)
-    multiplexer.Reload()
-    yield data_provider.MultiplexerDataProvider(multiplexer, logdir)
-
-
-@contextmanager
-def rust_provider(logdir: str):
-    # The GrpcDataProvider setup of the CLI (tb_stagnation/reader/logdir.py).
-    from tb_stagnation.reader import logdir as reader_logdir
-
-    binary = reader_logdir._data_server_binary()
-    if binary is None:
-        raise RuntimeError("tensorboard-data-server is not installed")
-    with reader_logdir._data_server_provider(binary, logdir) as provider:
-        yield provider
 
 
 def make_client(provider, logdir: str, analyze):

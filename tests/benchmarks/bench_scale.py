@@ -72,44 +72,19 @@ def measure_cli(logdir: str, loader: str) -> dict:
 
 
 def measure_routes(logdir: str, loader: str) -> dict:
-    from contextlib import contextmanager
-
+    from providers import python_provider, rust_provider
     from tensorboard.backend import application
-    from tensorboard.backend.event_processing import (
-        data_ingester,
-        data_provider,
-        plugin_event_multiplexer,
-    )
     from tensorboard.plugins import base_plugin
     from werkzeug import test as werkzeug_test
 
     from tb_stagnation.analysis.report import analyze_run
     from tb_stagnation.plugin.stagnation_plugin import StagnationPlugin
-    from tb_stagnation.reader import logdir as reader_logdir
-
-    @contextmanager
-    def python_provider():
-        # What `tensorboard --load_fast=false` builds, with our loader's flags.
-        multiplexer = plugin_event_multiplexer.EventMultiplexer(
-            size_guidance=data_ingester.DEFAULT_SIZE_GUIDANCE,
-            tensor_size_guidance={**data_ingester.DEFAULT_TENSOR_SIZE_GUIDANCE, "stagnation": 0},
-        )
-        multiplexer.AddRunsFromDirectory(logdir)
-        multiplexer.Reload()
-        yield data_provider.MultiplexerDataProvider(multiplexer, logdir)
-
-    @contextmanager
-    def rust_provider():
-        binary = reader_logdir._data_server_binary()
-        if binary is None:
-            raise RuntimeError("tensorboard-data-server is not installed")
-        with reader_logdir._data_server_provider(binary, logdir) as provider:
-            yield provider
 
     steps: dict[str, float] = {}
     sizes: dict[str, int] = {}
     start = time.perf_counter()
-    with (python_provider if loader == "python" else rust_provider)() as provider:
+    provider_for = python_provider if loader == "python" else rust_provider
+    with provider_for(logdir) as provider:
         steps["load"] = time.perf_counter() - start
         context = base_plugin.TBContext(data_provider=provider, logdir=logdir)
         plugin = StagnationPlugin(context, analyze=analyze_run)
@@ -161,17 +136,27 @@ def main() -> int:
     parser.add_argument(
         "--child", nargs=3, metavar=("JOB", "LOGDIR", "LOADER"), help=argparse.SUPPRESS
     )
+    parser.add_argument("--build", metavar="SHAPE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         _child_main(*args.child)
+        return 0
+    if args.build:
+        runs, epochs, layers = (int(part) for part in args.build.split("x"))
+        print(synthetic_logdir.build(runs, epochs, layers, root=ROOT))
         return 0
 
     os.makedirs(ROOT, exist_ok=True)
     logdirs = {}
     for shape in args.shapes.split(","):
-        runs, epochs, layers = (int(part) for part in shape.split("x"))
         start = time.perf_counter()
-        logdirs[shape] = synthetic_logdir.build(runs, epochs, layers, root=ROOT)
+        # Built in a process of its own: Linux keeps a process's peak RSS
+        # across fork and exec, so a job started by a parent grown by the
+        # build would report the parent's size as its own.
+        built = subprocess.run(
+            [sys.executable, __file__, "--build", shape], capture_output=True, text=True, check=True
+        )
+        logdirs[shape] = built.stdout.strip().splitlines()[-1]
         seconds = time.perf_counter() - start
         print(f"logdir {shape}: {logdirs[shape]} ({seconds:.1f} s to build or find)")
 

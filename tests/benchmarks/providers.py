@@ -1,0 +1,38 @@
+"""The two data providers TensorBoard can serve a logdir with, for the route benchmarks.
+
+`python_provider` is what `tensorboard --load_fast=false` builds (with our
+loader's flags); `rust_provider` the CLI's GrpcDataProvider on the Rust data
+server (tb_stagnation/reader/logdir.py).
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+
+from tensorboard.backend.event_processing import (
+    data_ingester,
+    data_provider,
+    plugin_event_multiplexer,
+)
+
+
+@contextmanager
+def python_provider(logdir: str):
+    multiplexer = plugin_event_multiplexer.EventMultiplexer(
+        size_guidance=data_ingester.DEFAULT_SIZE_GUIDANCE,
+        tensor_size_guidance={**data_ingester.DEFAULT_TENSOR_SIZE_GUIDANCE, "stagnation": 0},
+    )
+    multiplexer.AddRunsFromDirectory(logdir)
+    multiplexer.Reload()
+    yield data_provider.MultiplexerDataProvider(multiplexer, logdir)
+
+
+@contextmanager
+def rust_provider(logdir: str):
+    from tb_stagnation.reader import logdir as reader_logdir
+
+    binary = reader_logdir._data_server_binary()
+    if binary is None:
+        raise RuntimeError("tensorboard-data-server is not installed")
+    with reader_logdir._data_server_provider(binary, logdir) as provider:
+        yield provider
