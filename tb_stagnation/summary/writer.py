@@ -88,24 +88,19 @@ class SummaryWriter:
         self, step: int, card: Mapping[str, Any], wall_time: float | None = None
     ) -> None:
         """Write the model card (a JSON object, FORMAT.md) at `step`."""
-        text = json.dumps(card, ensure_ascii=False, allow_nan=False, default=str)
-        value = self._value(
-            tags.MODEL_CARD,
-            metadata.KIND_MODEL_CARD,
-            np.array(text.encode("utf-8"), dtype=object),
-        )
-        self._add(step, [value], wall_time)
+        self._write_json(step, tags.MODEL_CARD, metadata.KIND_MODEL_CARD, card, wall_time)
 
     def write_preflight(
         self, step: int, facts: Mapping[str, Any], wall_time: float | None = None
     ) -> None:
         """Write the pre-flight record (a JSON object, FORMAT.md) at `step`."""
-        text = json.dumps(facts, ensure_ascii=False, allow_nan=False, default=str)
-        value = self._value(
-            tags.PREFLIGHT,
-            metadata.KIND_PREFLIGHT,
-            np.array(text.encode("utf-8"), dtype=object),
-        )
+        self._write_json(step, tags.PREFLIGHT, metadata.KIND_PREFLIGHT, facts, wall_time)
+
+    def _write_json(
+        self, step: int, tag: str, kind: str, record: Mapping[str, Any], wall_time: float | None
+    ) -> None:
+        text = json.dumps(record, ensure_ascii=False, allow_nan=False, default=str)
+        value = self._value(tag, kind, np.array(text.encode("utf-8"), dtype=object))
         self._add(step, [value], wall_time)
 
     def flush(self) -> None:
