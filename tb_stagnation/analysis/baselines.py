@@ -95,6 +95,9 @@ class Baselines:
     label_count: float = 0.0
     # "labels" (from logged label statistics), "estimated" (ln K from the curve) or None.
     source: str | None = None
+    # False when the label values contradict a classification loss (regression
+    # targets into binary_crossentropy): nothing may be said about classes.
+    labels_are_classes: bool = True
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
@@ -145,12 +148,55 @@ def output_width(card: dict | None) -> int | None:
     return None
 
 
+def labels_outside_classes(family: str | None, labels: Any) -> str | None:
+    """Why the first batch's labels are not the classes a cross-entropy loss counts
+    (e.g. regression targets 25..346 into binary_crossentropy), or None.
+
+    The callback histograms labels by the loss it is given; when the values
+    contradict the loss, those counts describe nothing and no class statistic
+    or class baseline may be computed from them (loss_output_mismatch says why).
+    """
+    if family not in ("binary", "categorical") or not isinstance(labels, dict):
+        return None
+    low, high = labels.get("min"), labels.get("max")
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (low, high)):
+        return None
+    if family == "binary" and (low < 0 or high > 1):
+        return f"the labels range over {low:g} to {high:g}, not the 0/1 of a binary loss"
+    shape = labels.get("shape")
+    one_hot = isinstance(shape, list) and len(shape) >= 2 and shape[-1] not in (None, 1)
+    if family == "categorical" and one_hot and (low < 0 or high > 1):
+        return f"the one-hot labels range over {low:g} to {high:g}, not 0/1"
+    return None
+
+
 def compute(run: RunData) -> Baselines:
     """Baselines from the run's label statistics and model card (no curve needed)."""
     card = run.model_card if isinstance(run.model_card, dict) else {}
     family = loss_family(card.get("loss"))
     shares, label_count = class_shares(run)
+    preflight = run.preflight if isinstance(run.preflight, dict) else {}
+    not_classes = labels_outside_classes(family, preflight.get("labels"))
+    if not_classes is not None and shares is not None:
+        shares, label_count = None, 0.0
+        base = Baselines(class_shares=None, label_count=0.0, labels_are_classes=False)
+        base.notes.append(
+            f"No class statistics or baselines: {not_classes}, so they are not classes "
+            "(see loss_output_mismatch)."
+        )
+        return base
     base = Baselines(class_shares=shares, label_count=label_count)
+    if card.get("sample_weighted") is True and shares is not None:
+        # class_weight / sample weights change both the loss a constant predictor
+        # scores and what the model should predict (a class-weighted model is
+        # meant to score below the majority rate): judge from the curve.
+        base.class_shares = shares
+        base.label_count = label_count
+        base.notes.append(
+            "fit() used class_weight or sample weights: the loss and accuracy are not compared "
+            "with the constant-predictor baselines, which assume unweighted labels."
+        )
+        return base
 
     if shares is not None and shares.size >= 1:
         base.majority_rate = float(shares.max())

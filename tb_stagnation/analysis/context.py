@@ -136,13 +136,19 @@ class Context:
                 scalars=self.scalars,
                 class_counts=self.class_counts,
                 model_card=self.card,
+                preflight=self.preflight,
             )
         )
         if self.loss is not None and not self.is_callback:
             baselines.estimate_from_curve(self.baselines, self.loss)
         if self.loss is not None:
             self.stall = stall.detect(
-                self.loss, self.acc, self.baselines, self.lr, self.collapsed_predictions()
+                self.loss,
+                self.acc,
+                self.baselines,
+                self.lr,
+                self.collapsed_predictions(),
+                update_ratio=self.s(tags.UPDATE_GLOBAL_RATIO),
             )
         else:
             self.stall = stall.StallResult(flagged=np.zeros(self.n, dtype=bool))
@@ -249,6 +255,8 @@ class Context:
         majority = self.baselines.majority_rate
         if top is None or (majority is not None and majority >= stall.COLLAPSED_TOP_SHARE):
             return None
+        if not self.baselines.labels_are_classes or self.multi_label:
+            return None
         with np.errstate(invalid="ignore"):
             return top >= stall.COLLAPSED_TOP_SHARE
 
@@ -331,6 +339,15 @@ class Context:
                 return value
         steps = _int_or_none(self.card.get("steps_per_epoch"))
         return float(steps) if steps and steps > 0 else None
+
+    @property
+    def multi_label(self) -> bool:
+        """Several sigmoid/binary units: the callback's 0/1 label histogram then
+        pools every entry of every column, so it holds no per-class statistic
+        (one-hot rows are "90% zeros" in a balanced 10-class problem)."""
+        width = baselines.output_width(self.card)
+        binary = self.task == "binary" or baselines.loss_family(self.card.get("loss")) == "binary"
+        return binary and width is not None and width > 1
 
     @property
     def task(self) -> str | None:

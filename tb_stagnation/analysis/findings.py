@@ -42,6 +42,8 @@ _CODE_LIST = [
     CodeInfo("loss_output_mismatch", "Loss does not match the output layer", 0),
     CodeInfo("frozen_layers", "Layers are frozen", 0),
     CodeInfo("unscaled_inputs", "Inputs are not scaled", 0),
+    CodeInfo("unscaled_targets", "Regression targets are not scaled", 0),
+    CodeInfo("dropout_too_high", "Dropout rate near 1", 0),
     # tier 1: optimisation settings
     CodeInfo("learning_rate_too_small", "Learning rate too small", 1),
     CodeInfo("learning_rate_too_large", "Learning rate too large", 1),

@@ -60,6 +60,13 @@ KIND_DIVERGENCE = "divergence"
 # < 0.3%/epoch (lr 1e-7: 0.00%; deep sigmoid stack: 0.05-0.2%), healthy runs
 # improve 5-25%/epoch until they reach the good zone.
 LOSS_TOLERANCE = 0.005
+# Progress of a loss still above the constant-predictor loss, when no accuracy
+# tells learning from learning the target mean: 5% per epoch (10x the
+# tolerance below the baseline). Our measurement: healthy regressions fall
+# 25-40% per epoch from a first loss several times the label variance; a
+# linear head creeping towards the mean of targets in the hundreds with Adam's
+# default rate moves 0.1-3% per epoch.
+ABOVE_BASELINE_TOLERANCE = 0.05
 # Accuracy tolerance: 0.5 percentage points per epoch (1 point over 3 epochs);
 # one probe sample of 256 is 0.4 points.
 ACCURACY_TOLERANCE = 0.005
@@ -127,6 +134,7 @@ class StallResult:
     windows: list[StallWindow] = field(default_factory=list)
     zone: np.ndarray | None = None  # int8 [n]
     lr_collapsed: np.ndarray | None = None  # bool [n]
+    update_collapsed: np.ndarray | None = None  # bool [n]: updates <= 1% of their max
     basis: str = "none"  # "baseline" | "curve" | "none"
 
     @property
@@ -167,8 +175,13 @@ def zones(loss: np.ndarray, acc: np.ndarray | None, base: Baselines) -> tuple[np
                 bad |= ~(g >= G_BAD)
                 good &= g >= G_GOOD
             if majority is not None:
+                clearly_learned = acc >= majority + ACCURACY_GOOD_FRACTION * (1.0 - majority)
+                # A high loss with an accuracy far above the majority rate is an
+                # overconfident model (unscaled inputs make huge logits), not one
+                # at the baseline: it is not "bad".
+                bad &= ~clearly_learned
                 bad |= acc <= majority + _margin(majority)
-                good &= acc >= majority + ACCURACY_GOOD_FRACTION * (1.0 - majority)
+                good &= clearly_learned
             basis = "baseline"
         else:
             basis = "curve"
@@ -235,11 +248,25 @@ class _Track:
     value over (s, s + lag] for the current lag.
     """
 
-    def __init__(self, values: np.ndarray, *, higher_is_better: bool, relative: bool, tolerance):
+    def __init__(
+        self,
+        values: np.ndarray,
+        *,
+        higher_is_better: bool,
+        relative: bool,
+        tolerance,
+        excluded: np.ndarray | None = None,
+    ):
         sign = -1.0 if higher_is_better else 1.0
         values = sign * np.asarray(values, dtype=np.float64)
-        self.values = np.where(np.isnan(values), np.inf, values)
-        self.best = np.minimum.accumulate(self.values)
+        reference = np.where(np.isnan(values), np.inf, values)
+        # An excluded epoch (collapsed predictions) never counts as progress
+        # itself, but its value still is where a window starts from: right after
+        # initialisation nearly every input gets the same class, and a model
+        # that leaves that state is learning (issue: windows from epoch 0 had
+        # nothing to compare with and read as "no progress").
+        self.values = reference if excluded is None else np.where(excluded, np.inf, reference)
+        self.best = np.minimum.accumulate(reference)
         self.window = self.values[1:].copy()
         self.relative = relative
         self.tolerance = tolerance
@@ -272,27 +299,46 @@ def _criteria(
     badly initialised model does) the raw loss falling *and* the raw accuracy
     rising together. Learning the label frequencies alone (loss falling towards
     C, accuracy rising towards the majority rate, predictions collapsed on one
-    class) satisfies none of them. Without accuracy, loss drops below 2C count.
+    class) satisfies none of them. Without accuracy (regression), the loss
+    improving below C, or falling by ABOVE_BASELINE_TOLERANCE per epoch above it.
     Without baselines: the raw loss or the raw accuracy improving.
     `excluded` epochs (non-finite loss, collapsed predictions) never count.
     """
 
-    def loss_track(values):
-        values = np.where(excluded, np.inf, values)
-        return _Track(values, higher_is_better=False, relative=True, tolerance=LOSS_TOLERANCE)
+    def loss_track(values, tolerance=LOSS_TOLERANCE):
+        values = np.where(nonfinite, np.nan, values)
+        return _Track(
+            values,
+            higher_is_better=False,
+            relative=True,
+            tolerance=tolerance,
+            excluded=excluded,
+        )
 
     def acc_track(values):
-        return _Track(values, higher_is_better=True, relative=False, tolerance=ACCURACY_TOLERANCE)
+        return _Track(
+            values,
+            higher_is_better=True,
+            relative=False,
+            tolerance=ACCURACY_TOLERANCE,
+            excluded=excluded,
+        )
 
+    nonfinite = ~np.isfinite(loss)
     if acc is not None:
         # Accuracy that ticks up while the loss is NaN, more than twice its best
         # so far, or more than twice the constant-predictor loss (an exploding
         # model) is noise, not learning.
         best = np.fmin.accumulate(loss)
         with np.errstate(invalid="ignore"):
-            diverged = excluded | ~(loss <= DIVERGENCE_FACTOR * np.abs(best))
+            diverged = nonfinite | ~(loss <= DIVERGENCE_FACTOR * np.abs(best))
             if constant is not None:
-                diverged |= ~(loss <= DIVERGENCE_FACTOR * constant)
+                exploded = ~(loss <= DIVERGENCE_FACTOR * constant)
+                if majority is not None:
+                    # ... unless the accuracy is far above the majority rate:
+                    # that much is no noise, whatever the loss says.
+                    exploded &= ~(acc >= majority + ACCURACY_GOOD_FRACTION * (1.0 - majority))
+                diverged |= exploded
         acc = np.where(diverged, np.nan, acc)
     if constant is None:
         criteria = [[loss_track(loss)]]
@@ -300,7 +346,15 @@ def _criteria(
             criteria.append([acc_track(acc)])
         return criteria
     if acc is None:
-        return [[loss_track(np.minimum(loss, DIVERGENCE_FACTOR * constant))]]
+        # Above the constant-predictor loss a falling loss may only be the model
+        # learning the target mean (the regression twin of learning the label
+        # frequencies), so it counts there when it falls decisively: at least
+        # ABOVE_BASELINE_TOLERANCE per epoch. Below the baseline every
+        # improvement counts.
+        return [
+            [loss_track(np.minimum(loss, constant))],
+            [loss_track(loss, ABOVE_BASELINE_TOLERANCE)],
+        ]
     criteria = [[loss_track(np.minimum(loss, constant))]]
     if majority is not None:
         criteria.append([acc_track(np.maximum(acc, majority + _margin(majority)))])
@@ -310,16 +364,30 @@ def _criteria(
     return criteria
 
 
+def step_cliffs(values: np.ndarray | None, n: int) -> np.ndarray:
+    """True at epoch j when a step size fell >= 100x from epoch j-1 to j (and stays
+    <= 1% of its maximum so far): a schedule cutting the rate, updates dying."""
+    cliffs = np.zeros(n, dtype=bool)
+    if values is None or n < 2:
+        return cliffs
+    rate = np.where(np.isfinite(values) & (values >= 0), values, np.nan)
+    with np.errstate(invalid="ignore"):
+        cliffs[1:] = (rate[1:] <= LR_COLLAPSE_RATIO * rate[:-1]) & (rate[:-1] > 0)
+    return cliffs & lr_collapse(values, n)
+
+
 def detect(
     loss: np.ndarray,
     acc: np.ndarray | None,
     base: Baselines,
     lr: np.ndarray | None = None,
     collapsed_predictions: np.ndarray | None = None,
+    update_ratio: np.ndarray | None = None,
 ) -> StallResult:
     """Flag stalled epochs. `loss`, `acc`, `lr` are aligned float arrays (NaN allowed);
     `collapsed_predictions` marks epochs where (nearly) every probe sample got
-    the same class, when the run logged predictions."""
+    the same class, when the run logged predictions; `update_ratio` is the
+    epoch's weight update norm over the weight norm, when logged."""
     loss = np.asarray(loss, dtype=np.float64).reshape(-1)
     n = loss.shape[0]
     if acc is not None:
@@ -332,6 +400,11 @@ def detect(
     finite = np.isfinite(loss)
     zone, basis = zones(loss, acc, base)
     collapsed = lr_collapse(lr, n)
+    update_gone = lr_collapse(update_ratio, n)
+    # Steps that fell off a cliff at one epoch: "stopped", told apart from
+    # "converged" (progress slowing gradually towards a floor).
+    cliff = step_cliffs(lr, n) | step_cliffs(update_ratio, n)
+    stopped = collapsed | update_gone
     swing, up = swings(loss, acc)
     constant = usable_constant_loss(base)
     majority = usable_accuracy_baseline(base, acc)
@@ -350,6 +423,7 @@ def detect(
     not_good = prefix(zone != ZONE_GOOD)
     bad = prefix(zone == ZONE_BAD)
     collapsed_sum = prefix(collapsed)
+    stopped_sum = prefix(stopped)
     swing_sum = prefix(swing)
     up_sum = prefix(up)
 
@@ -378,6 +452,15 @@ def detect(
             # drop), not one epoch earlier because a long window averages the
             # last good step away.
             first_step[: n - 1] = progress(1)
+            # A run that learned and then stopped: the step size fell off a
+            # cliff at epoch c right after real progress (into c-1 or c). It
+            # is a stall from c even in the good zone, where a run that
+            # converged gradually is never flagged.
+            stopped_after_progress = cliff.copy()
+            stopped_after_progress[:2] = False
+            learning_before = np.zeros(n, dtype=bool)
+            learning_before[2:] = first_step[1 : n - 1] | first_step[: n - 2]
+            stopped_after_progress &= learning_before
         if lag < MIN_LAG:
             continue
         start = np.arange(n - lag)
@@ -394,6 +477,11 @@ def detect(
             (swing_sum[end + 1] - swing_sum[start + 1]) >= max(1, math.ceil(SWING_SHARE * lag))
         ) & ((up_sum[end + 1] - up_sum[start + 1]) >= 1)
         stalled = ~progressed & no_good & (all_bad | lr_gone | oscillating | diverging)
+        stalled |= (
+            ~progressed
+            & stopped_after_progress[start]
+            & ((stopped_sum[end + 1] - stopped_sum[start]) == lag + 1)
+        )
         if stalled.any():
             np.add.at(marks, start[stalled], 1)
             np.add.at(marks, end[stalled] + 1, -1)
@@ -417,7 +505,12 @@ def detect(
             )
         )
     return StallResult(
-        flagged=flagged, windows=windows, zone=zone, lr_collapsed=collapsed, basis=basis
+        flagged=flagged,
+        windows=windows,
+        zone=zone,
+        lr_collapsed=collapsed,
+        basis=basis,
+        update_collapsed=update_gone,
     )
 
 

@@ -6,7 +6,9 @@ models are untouched):
 
 - `model._compute_loss`: sees x, y, y_pred and the loss of every training step
   (Keras's `train_step` calls it with `training=True`; validation calls it
-  with `training=False` and is left alone);
+  with `training=False` and is left alone); and `model.compute_loss`, which a
+  custom `train_step` calls instead (recorded only while the train function
+  runs, and once when `_compute_loss` calls it);
 - `model.optimizer.apply`: sees the gradients (`apply_gradients` calls it);
 - under a strategy with several replicas, the optimizer's
   `_all_reduce_sum_gradients` instead: it sees the gradients after the
@@ -64,6 +66,10 @@ class TrainingHooks:
         self.active = False
         self._first_batch_done = False
         self._wrapper: Any = None
+        # Trace-time flags: inside Keras's `_compute_loss` (which calls the
+        # public `compute_loss`: record once), inside our train function.
+        self._in_private_loss = False
+        self._in_train_function = False
         # True when the gradients are read after the all-reduce (see install).
         self.gradients_all_reduced = False
 
@@ -75,6 +81,9 @@ class TrainingHooks:
         if previous is not None:
             previous.uninstall()
         self._patch(model, "_compute_loss", self._wrap_compute_loss(model._compute_loss))
+        public = getattr(model, "compute_loss", None)
+        if callable(public):
+            self._patch(model, "compute_loss", self._wrap_public_compute_loss(public))
         optimizer = getattr(model, "optimizer", None)
         if optimizer is not None:
             self._patch(optimizer, "apply", self._wrap_apply(optimizer, optimizer.apply))
@@ -139,22 +148,46 @@ class TrainingHooks:
 
         @functools.wraps(original)
         def _compute_loss(*args: Any, **kwargs: Any) -> Any:
-            loss = original(*args, **kwargs)
-            if hooks.active and hooks.recorder is not None:
-                bound = dict(zip(_COMPUTE_LOSS_ARGS, args))
-                bound.update(kwargs)
-                # Identity check: `training` is the literal True in train_step.
-                if bound.get("training", True) is True:
-                    hooks._safely(
-                        hooks.recorder.record_data,
-                        bound.get("x"),
-                        bound.get("y"),
-                        bound.get("y_pred"),
-                        loss,
-                    )
+            hooks._in_private_loss = True
+            try:
+                loss = original(*args, **kwargs)
+            finally:
+                hooks._in_private_loss = False
+            hooks._record_loss_call(args, kwargs, loss)
             return loss
 
         return _compute_loss
+
+    def _wrap_public_compute_loss(self, original: Callable) -> Callable:
+        """`compute_loss`, for a custom `train_step` that calls it directly (the
+        documented Keras 3 way) instead of `_compute_loss`: its labels and
+        outputs are recorded too, but only while our train function traces, so
+        a custom `test_step` calling it records nothing."""
+        hooks = self
+
+        @functools.wraps(original)
+        def compute_loss(*args: Any, **kwargs: Any) -> Any:
+            loss = original(*args, **kwargs)
+            if not hooks._in_private_loss and hooks._in_train_function:
+                hooks._record_loss_call(args, kwargs, loss)
+            return loss
+
+        return compute_loss
+
+    def _record_loss_call(self, args: tuple, kwargs: dict, loss: Any) -> None:
+        if not (self.active and self.recorder is not None):
+            return
+        bound = dict(zip(_COMPUTE_LOSS_ARGS, args))
+        bound.update(kwargs)
+        # Identity check: `training` is the literal True in train_step.
+        if bound.get("training", True) is True:
+            self._safely(
+                self.recorder.record_data,
+                bound.get("x"),
+                bound.get("y"),
+                bound.get("y_pred"),
+                loss,
+            )
 
     def _wrap_apply(self, optimizer: Any, original: Callable) -> Callable:
         hooks = self
@@ -201,7 +234,11 @@ class TrainingHooks:
                 hooks._safely(hooks._on_first_batch, iterator)
             state["calls"] += 1
             try:
-                return state["function"](iterator)
+                hooks._in_train_function = True
+                try:
+                    return state["function"](iterator)
+                finally:
+                    hooks._in_train_function = False
             except passthrough:
                 raise  # the end of an epoch's data: Keras catches it
             except Exception as error:

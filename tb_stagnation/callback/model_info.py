@@ -94,13 +94,32 @@ def activation_name(function: Any) -> str | None:
     return _ACTIVATION_ALIASES.get(name, name)
 
 
-def layer_activation(layer: Any) -> str | None:
-    """The activation a layer applies to its output, or None if it has none."""
+def layer_activation(layer: Any, depth: int = 0) -> str | None:
+    """The activation a layer applies to its output, or None if it is unknown.
+
+    A nested model (the transfer-learning head `Sequential([...])`, a functional
+    block) applies the activation of its own output layer. None is "unknown",
+    never "linear": a subclassed `call` or a Lambda may apply anything.
+    """
     by_type = _ACTIVATION_LAYER_TYPES.get(type(layer).__name__)
     if by_type is not None:
         return by_type
     if hasattr(layer, "activation"):
         return activation_name(layer.activation)
+    inner = _output_layer_of(layer)
+    if inner is not None and depth < 8:
+        return layer_activation(inner, depth + 1)
+    return None
+
+
+def _output_layer_of(model: Any) -> Any:
+    """The layer producing a nested Sequential/functional model's single output."""
+    outputs = getattr(model, "outputs", None)
+    if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
+        history = getattr(outputs[0], "_keras_history", None)
+        operation = getattr(history, "operation", None)
+        if operation is not None and operation is not model:
+            return operation
     return None
 
 
@@ -117,6 +136,37 @@ def _own_weights(layer: Any) -> list:
 
 def _size(variable: Any) -> int:
     return int(math.prod(int(d) for d in variable.shape))
+
+
+def dropout_rates(model: Any) -> list[dict]:
+    """Every dropout the model applies in training: Dropout-family layers (their
+    `rate`) and recurrent layers' `dropout` / `recurrent_dropout`, depth first.
+    They own no weights, so the `layers` list never shows them."""
+    found: list[dict] = []
+    seen: set[int] = set()
+
+    def visit(layer: Any) -> None:
+        if id(layer) in seen:
+            return
+        seen.add(id(layer))
+        for attribute in ("rate", "dropout", "recurrent_dropout"):
+            if attribute == "rate" and "Dropout" not in type(layer).__name__:
+                continue
+            value = getattr(layer, attribute, None)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+                found.append(
+                    {
+                        "name": str(layer.name),
+                        "type": type(layer).__name__,
+                        "kind": attribute,
+                        "rate": float(value),
+                    }
+                )
+        for sublayer in getattr(layer, "_layers", []) or []:
+            visit(sublayer)
+
+    visit(model)
+    return found
 
 
 def weight_layers(model: Any) -> list[LayerInfo]:
@@ -195,10 +245,13 @@ def infer_task(
         return TASK_BINARY, 2, None
     if activation == "softmax" and width is not None and width >= 2:
         return TASK_CLASSIFICATION, width, None
-    if activation == "sigmoid":
-        return TASK_BINARY, 2, None
+    # A regression loss on a sigmoid output (an autoencoder of pixels in [0, 1],
+    # a bounded target) compares values, not classes: counting its targets as
+    # classes gave a "majority-class rate" to continuous pixels.
     if loss_l in _REGRESSION_LOSSES:
         return TASK_REGRESSION, None, None
+    if activation == "sigmoid":
+        return TASK_BINARY, 2, None
     return TASK_UNKNOWN, None, None
 
 
@@ -417,12 +470,20 @@ def build_model_card(
             }
             for layer in layers
         ],
+        "dropout": _safe_dropout_rates(model),
         "steps_per_epoch": steps_per_epoch,
         "batch_size": batch_size,
         "update_freq": update_freq,
         "callback_version": version,
         **(extra or {}),
     }
+
+
+def _safe_dropout_rates(model: Any) -> list[dict]:
+    try:
+        return dropout_rates(model)
+    except Exception:  # an exotic layer must not cost the whole model card
+        return []
 
 
 def _fallback_loss_name(model: Any) -> str | None:

@@ -199,6 +199,7 @@ class StagnationCallback(keras.callbacks.Callback):
         self._last_grad_step_written = -1
         # Pre-flight and stop_on_stall state of this fit.
         self._card: dict | None = None
+        self._sample_weighted = False
         self._preflight: Preflight | None = None
         if self.preflight or self.overfit_check:
             self._preflight = Preflight(
@@ -390,7 +391,7 @@ class StagnationCallback(keras.callbacks.Callback):
         if spec is not None:
             replicated = _has_per_replica_spec(spec)
             spec = tf.nest.map_structure(_first_replica_spec, spec)
-        x_spec, y_spec, _ = (
+        x_spec, y_spec, weight_spec = (
             keras.utils.unpack_x_y_sample_weight(spec) if spec is not None else (None, None, None)
         )
         # Every worker builds, plans and creates the same variables, in the
@@ -404,6 +405,7 @@ class StagnationCallback(keras.callbacks.Callback):
             self._warn(error)
         self._stats_index = model_info.stats_output_index(self._outputs)
         if self._writer is not None:
+            self._sample_weighted = weight_spec is not None
             self._guarded(self._write_card, x_spec, replicated)
         self._label_plan = self._plan_labels(y_spec)
         recorder = GraphRecorder(
@@ -542,7 +544,13 @@ class StagnationCallback(keras.callbacks.Callback):
             update_freq=self.update_freq,
             version=_version(),
             # Beyond FORMAT.md's schema: how the statistics were sampled.
-            extra={"gradient_freq": self.gradient_freq, "probe_size": self.probe_size},
+            extra={
+                "gradient_freq": self.gradient_freq,
+                "probe_size": self.probe_size,
+                # class_weight / sample_weight reweight the loss: the
+                # constant-predictor loss of the labels no longer applies.
+                "sample_weighted": self._sample_weighted,
+            },
         )
         self._card = card  # for the pre-flight and stop_on_stall
         self._writer.write_model_card(self._epoch, card)

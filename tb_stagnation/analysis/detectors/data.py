@@ -29,6 +29,12 @@ CONSTANT_RELATIVE_STD = 1e-6
 UNSCALED_MAX_ABS = 100.0
 UNSCALED_STRONG_MAX_ABS = 1e4
 
+# Smaller magnitudes (|x| >= 10, e.g. raw ages, a feature in [-100, 100]) count
+# when they do what unscaled inputs do: saturate at least half of the first
+# layer's sigmoid/tanh units during the stall.
+UNSCALED_SATURATING_MAX_ABS = 10.0
+FIRST_LAYER_SATURATED = 0.5
+
 # Repeated batches: one distinct batch in an epoch of >= 2 is a pipeline that
 # repeats one element (tf.data's from_tensors(...).repeat()). Each distinct batch
 # seen 4+ times per epoch is suspicious but can be a deliberate small data set.
@@ -77,6 +83,10 @@ def constant_labels(ctx: Context) -> Finding | None:
         "labels taken from the wrong column, overwritten before fit(), or a filter that kept "
         "one class only."
     )
+    # One class slot (a categorical loss on a 1-unit output) counts columns,
+    # not classes: loss_output_mismatch says what is wrong there.
+    if base.class_shares is not None and base.class_shares.size < 2:
+        return None
     if base.class_shares is not None and base.label_count >= 2:
         present = np.flatnonzero(base.class_shares > 0)
         if present.size == 1:
@@ -211,14 +221,41 @@ def nonfinite_data(ctx: Context) -> Finding | None:
     )
 
 
+# Layers whose inputs are integer ids (token or category indices), not
+# magnitudes: ids in the thousands are what they should be.
+ID_INPUT_LAYERS = ("Embedding", "CategoryEncoding", "IntegerLookup", "StringLookup", "Hashing")
+
+
+def _first_layer_takes_ids(ctx: Context) -> bool:
+    card_layers = ctx.card.get("layers")
+    first = ctx.layers[0].type if ctx.layers else ""
+    if isinstance(card_layers, list) and card_layers and isinstance(card_layers[0], dict):
+        first = str(card_layers[0].get("type", first))
+    return first in ID_INPUT_LAYERS
+
+
+def _first_layer_share(ctx: Context, tag: str, focus: np.ndarray) -> float | None:
+    """The median share (saturated, dead) of the first layer's units, unless it is
+    the output layer (a confident output is saturated by design)."""
+    shares = ctx.ls(tag)
+    if shares is None or not shares.shape[1] or 0 in ctx.output_layer_indices():
+        return None
+    return median(shares[focus, 0])
+
+
 @detector("unscaled_inputs")
 def unscaled_inputs(ctx: Context) -> Finding | None:
     max_abs_series = ctx.s(tags.INPUT_MAX_ABS)
-    if max_abs_series is None:
+    if max_abs_series is None or _first_layer_takes_ids(ctx):
         return None
     focus = ctx.focus()
     max_abs = median(max_abs_series[focus]) or median(max_abs_series)
-    if max_abs is None or max_abs < UNSCALED_MAX_ABS:
+    if max_abs is None or max_abs < UNSCALED_SATURATING_MAX_ABS:
+        return None
+    first_saturated = _first_layer_share(ctx, tags.LAYER_SATURATED_FRACTION, focus)
+    if max_abs < UNSCALED_MAX_ABS and not (
+        ctx.any_stall and (first_saturated or 0.0) >= FIRST_LAYER_SATURATED
+    ):
         return None
     std = median(ctx.s(tags.INPUT_STD)) if ctx.s(tags.INPUT_STD) is not None else None
     mean = median(ctx.s(tags.INPUT_MEAN)) if ctx.s(tags.INPUT_MEAN) is not None else None
@@ -233,11 +270,8 @@ def unscaled_inputs(ctx: Context) -> Finding | None:
         confidence = 0.45 if strong else 0.3
         epochs = ctx.epochs_of(np.isfinite(max_abs_series))
     detail = ""
-    saturated = ctx.ls(tags.LAYER_SATURATED_FRACTION)
-    if saturated is not None and saturated.shape[1] and 0 not in ctx.output_layer_indices():
-        first = median(saturated[focus, 0])
-        if first is not None and first >= 0.5:
-            detail = f"; {fmt_pct(first)} of the first layer's units are saturated"
+    if first_saturated is not None and first_saturated >= FIRST_LAYER_SATURATED:
+        detail = f"; {fmt_pct(first_saturated)} of the first layer's units are saturated"
     spread = f" (mean {fmt_num(mean)}, std {fmt_num(std)})" if std is not None else ""
     return Finding(
         code="unscaled_inputs",
@@ -266,15 +300,26 @@ def unscaled_inputs(ctx: Context) -> Finding | None:
     )
 
 
+def _repeats(ctx: Context) -> tuple[np.ndarray, np.ndarray] | None:
+    """(epochs with one distinct batch, epochs where each batch repeats 4+ times)."""
+    distinct = ctx.s(tags.BATCHES_DISTINCT)
+    seen = ctx.s(tags.BATCHES_SEEN)
+    if distinct is None or seen is None:
+        return None
+    with np.errstate(invalid="ignore"):
+        same = (seen >= 2) & (distinct <= 1)
+        low = (seen >= 4) & (distinct / np.maximum(seen, 1) <= REPEATED_LOW_SHARE)
+    return same, low
+
+
 @detector("repeated_batches")
 def repeated_batches(ctx: Context) -> Finding | None:
     distinct = ctx.s(tags.BATCHES_DISTINCT)
     seen = ctx.s(tags.BATCHES_SEEN)
-    if distinct is None or seen is None or _inputs_constant(ctx):
+    repeats = _repeats(ctx)
+    if repeats is None or _inputs_constant(ctx):
         return None  # identical samples make identical batches: constant_inputs says it
-    with np.errstate(invalid="ignore"):
-        same = (seen >= 2) & (distinct <= 1)
-        low = (seen >= 4) & (distinct / np.maximum(seen, 1) <= REPEATED_LOW_SHARE)
+    same, low = repeats
     fix = (
         "The input pipeline yields the same batch over and over: "
         "tf.data.Dataset.from_tensors(...).repeat() makes ONE element; use "
@@ -321,7 +366,12 @@ def repeated_batches(ctx: Context) -> Finding | None:
 @detector("class_imbalance")
 def class_imbalance(ctx: Context) -> Finding | None:
     shares = ctx.baselines.class_shares
-    if shares is None or shares.size < 2:
+    if shares is None or shares.size < 2 or ctx.multi_label:
+        return None
+    repeats = _repeats(ctx)
+    if repeats is not None and (repeats[0] | repeats[1]).any():
+        # The label counts are those of the few batches the pipeline repeats,
+        # not of the data set: repeated_batches says what is wrong.
         return None
     present = shares[shares > 0]
     if present.size < 2:
@@ -366,7 +416,8 @@ def class_imbalance(ctx: Context) -> Finding | None:
                 ),
                 fix=fix,
             )
-    if ratio > IMBALANCE_WARNING_RATIO:
+    # With class_weight the user has already answered the imbalance.
+    if ratio > IMBALANCE_WARNING_RATIO and ctx.card.get("sample_weighted") is not True:
         return Finding(
             code="class_imbalance",
             severity=SEVERITY_WARNING,
@@ -380,3 +431,59 @@ def class_imbalance(ctx: Context) -> Finding | None:
             fix=fix,
         )
     return None
+
+
+# Regression targets on a scale a fresh linear head cannot reach in reasonable
+# time: default initialisers make its outputs O(1), and an optimizer moves the
+# bias by about the learning rate per step, so targets of RMS >= 100 (prices,
+# counts, the diabetes set's 25..346) take thousands of steps just to reach
+# their mean. Our choice: RMS sqrt(mean^2 + variance) >= 100; the common advice
+# (standardise targets) applies well below that, but below it runs do converge.
+UNSCALED_TARGET_RMS = 100.0
+
+
+@detector("unscaled_targets")
+def unscaled_targets(ctx: Context) -> Finding | None:
+    if not ctx.any_stall:
+        return None
+    mean_series = ctx.s(tags.LABEL_MEAN)
+    variance_series = ctx.s(tags.LABEL_VARIANCE)
+    if mean_series is None or variance_series is None:
+        return None
+    mean, variance = median(mean_series), median(variance_series)
+    if mean is None or variance is None or variance < 0:
+        return None
+    rms = math.sqrt(mean * mean + variance)
+    if rms < UNSCALED_TARGET_RMS:
+        return None
+    activation = ctx.card.get("output_activation")
+    if isinstance(activation, str) and activation.lower() not in ("linear", "relu"):
+        return None  # a bounded output: loss_output_mismatch says the targets are out of reach
+    epochs = ctx.epochs_of(ctx.stalled)
+    confidence = min(0.9, 0.6 + 0.1 * math.log10(rms / UNSCALED_TARGET_RMS))
+    return Finding(
+        code="unscaled_targets",
+        severity=SEVERITY_ERROR,
+        confidence=confidence,
+        epochs=epochs,
+        evidence=(
+            f"The regression targets have mean {fmt_num(mean)} and std "
+            f"{fmt_num(math.sqrt(variance))} (from the logged label statistics), while a freshly "
+            "initialised output layer predicts values near 0: the loss is dominated by the "
+            "target scale, and each step moves the prediction by about the learning rate, so "
+            f"the loss stalled in epochs {fmt_epochs(epochs)}."
+        ),
+        fix=(
+            "Standardise the targets before fit() (y_scaled = (y - y.mean()) / y.std(), and "
+            "invert predictions with y_pred * std + mean), or divide them by a fixed scale; "
+            "keep the output layer linear."
+        ),
+        explains=(
+            "learning_rate_too_small",
+            "exploding_gradients",
+            "dead_units",
+            "prediction_collapse",
+            "vanishing_gradients",
+            "learning_rate_too_large",
+        ),
+    )

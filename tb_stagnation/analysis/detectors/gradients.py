@@ -29,8 +29,10 @@ from tb_stagnation.summary import tags
 # Exact zeros: float32 gradients with no path to the loss are exactly 0.0;
 # anything above 1e-20 is a (vanishingly) small gradient, not a missing one.
 ZERO_GRADIENT = 1e-20
-# A layer has "zero gradients" when they are zero in >= 90% of the examined epochs.
-ZERO_SHARE = 0.9
+# A layer has "zero gradients" when they are zero in at least half of the
+# examined epochs (the evidence names those epochs). 90% missed a run whose
+# gradients were exactly 0 in 9 of its 12 stalled epochs.
+ZERO_SHARE = 0.5
 # Vanishing: AUTOTRAINER flags norm(grad first layer) / norm(grad last layer)
 # < 1e-3 (with the first < 1e-4); we compare RMS per parameter with the same
 # 1e-3, and 1e-4 as "strong". Without a stall only < 1e-5 is worth a warning.
@@ -43,6 +45,9 @@ VANISHING_WARNING_RATIO = 1e-5
 # or the gradient norm growing >= 10x per epoch twice in a row.
 EXPLODING_GRAD_TO_WEIGHT = 10.0
 EXPLODING_GROWTH = 10.0
+# Weights whose RMS per parameter is below 1e-3 carry no scale to compare a
+# gradient with (default initialisers give 0.01-0.1 per parameter).
+MIN_WEIGHT_RMS = 1e-3
 # AUTOTRAINER: first/last layer gradient ratio above 70.
 EXPLODING_LAYER_RATIO = 70.0
 
@@ -61,6 +66,17 @@ def _rms(ctx: Context, norms: np.ndarray) -> np.ndarray:
             if params and params > 0:
                 counts[i] = params
     return norms / np.sqrt(counts)
+
+
+def _weights_have_scale(ctx: Context, weight_norm: np.ndarray) -> bool:
+    """Whether "the gradient is N times the weights" means anything: not when the
+    weights are (almost) all zero, as after an all-zeros initialisation, where
+    any gradient is "huge" relative to them."""
+    params = ctx.card.get("trainable_params")
+    if not isinstance(params, int) or isinstance(params, bool) or params <= 0:
+        return True
+    rms = median(weight_norm) / np.sqrt(params) if median(weight_norm) is not None else None
+    return rms is None or rms >= MIN_WEIGHT_RMS
 
 
 def _overlaps_stall(ctx: Context, mask: np.ndarray) -> bool:
@@ -103,7 +119,7 @@ def exploding_gradients(ctx: Context) -> Finding | None:
 
     grad_norm = ctx.s(tags.GRAD_GLOBAL_NORM)
     weight_norm = ctx.s(tags.WEIGHT_GLOBAL_NORM)
-    if grad_norm is not None and weight_norm is not None:
+    if grad_norm is not None and weight_norm is not None and _weights_have_scale(ctx, weight_norm):
         with np.errstate(invalid="ignore", divide="ignore"):
             relative = grad_norm / np.maximum(weight_norm, 1e-12)
             large = relative >= EXPLODING_GRAD_TO_WEIGHT
@@ -149,6 +165,11 @@ def exploding_gradients(ctx: Context) -> Finding | None:
     loss = ctx.loss
     loss_bad = loss is not None and not np.isfinite(loss[hits]).all()
     severe = _overlaps_stall(ctx, hits) or loss_bad
+    if not severe and not nonfinite.any():
+        # Large but finite gradients while the loss keeps improving (typical in
+        # the first epochs on unscaled inputs) did not stop anything: saying
+        # "exploding" there would cry wolf on healthy training.
+        return None
     if loss_bad:
         parts.append("the loss is NaN/Inf there")
     epochs = ctx.epochs_of(hits)
@@ -173,18 +194,29 @@ def zero_gradients(ctx: Context) -> Finding | None:
     norms = ctx.ls(tags.LAYER_GRAD_NORM)
     focus = ctx.focus()
     zero_layers: list[int] = []
+    # Epochs where every reported layer's gradient is exactly 0, so the
+    # evidence's "in epochs ..." holds for each of them.
+    zero_epochs = focus.copy()
     if norms is not None:
         for i in _trainable_columns(ctx, norms.shape[1]):
-            column = norms[focus, i]
-            column = column[np.isfinite(column)]
-            if column.size and (column <= ZERO_GRADIENT).mean() >= ZERO_SHARE:
+            column = norms[:, i]
+            logged = focus & np.isfinite(column)
+            with np.errstate(invalid="ignore"):
+                zero = logged & (column <= ZERO_GRADIENT)
+            if logged.any() and zero.sum() >= ZERO_SHARE * logged.sum():
                 zero_layers.append(i)
+                zero_epochs &= zero
     global_norm = ctx.s(tags.GRAD_GLOBAL_NORM)
     global_zero = False
     if global_norm is not None:
-        values = global_norm[focus]
-        values = values[np.isfinite(values)]
-        global_zero = bool(values.size) and (values <= ZERO_GRADIENT).mean() >= ZERO_SHARE
+        logged = focus & np.isfinite(global_norm)
+        with np.errstate(invalid="ignore"):
+            zero = logged & (global_norm <= ZERO_GRADIENT)
+        global_zero = bool(logged.any()) and zero.sum() >= ZERO_SHARE * logged.sum()
+        if global_zero and not zero_layers:
+            zero_epochs = zero
+    if zero_layers and not zero_epochs.any():
+        return None
     if not zero_layers and not global_zero:
         return None
     names = [ctx.layer_name(i) for i in zero_layers]
@@ -222,7 +254,7 @@ def zero_gradients(ctx: Context) -> Finding | None:
             f"The gradients of {fmt_names(names)} ({len(names)} of {total} trainable layers) are "
             "exactly 0"
         )
-    epochs = ctx.epochs_of(focus)
+    epochs = ctx.epochs_of(zero_epochs)
     severity = SEVERITY_ERROR if ctx.any_stall else SEVERITY_WARNING
     return Finding(
         code="zero_gradients",

@@ -48,12 +48,20 @@ _RANGES = {"sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0, 1.0)}
 # Targets out of range by at least this share of the output's range make an
 # error (most targets out of reach); less is a warning (the extremes clipped).
 FAR_OUT_OF_RANGE = 0.5
+# Whole-number labels spanning more ids than this read as counts or measured
+# values, not as class ids (a 253-way softmax for targets 25..346 is no fix).
+MAX_CLASS_IDS = 20
 # What a wrong label encoding explains when it is there.
-_EXPLAINS = (
+MISMATCH_EXPLAINS = (
     "constant_labels",
     "class_imbalance",
     "prediction_collapse",
     "saturated_activations",
+    "dead_units",
+    "exploding_gradients",
+    "zero_gradients",
+    "vanishing_gradients",
+    "nonfinite_loss",
     "overfit_failure",
 )
 
@@ -191,6 +199,13 @@ def _probability_labels(
             f"The labels look like two classes coded {fmt_num(low)} and {fmt_num(high)}: map "
             f"them to 0 and 1 (y - {fmt_num(low)})."
         )
+    elif (not whole or high - low + 1 > MAX_CLASS_IDS) and high - low >= 2:
+        fix = (
+            f"Targets spread over {span}{'' if whole else ' with fractions'} are regression "
+            "targets, not classes: use a linear output (Dense(1), no activation) with "
+            "loss='mean_squared_error', and standardise the targets ((y - mean) / std) if "
+            "they are large."
+        )
     elif family == "binary" and whole and low >= 0 and high - low >= 2 and width == 1:
         classes = int(high - low) + 1
         shift = f" after mapping them to 0..{classes - 1}" if low > 0 else ""
@@ -274,5 +289,5 @@ def finding(ctx: Any) -> Finding | None:
         layers=[str(output)] if output else [],
         evidence=problem.evidence,
         fix=problem.fix,
-        explains=_EXPLAINS,
+        explains=MISMATCH_EXPLAINS,
     )

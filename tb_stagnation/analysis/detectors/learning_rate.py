@@ -219,6 +219,18 @@ def learning_rate_too_large(ctx: Context) -> Finding | None:
         confidence=min(confidence, 0.95),
         epochs=epochs,
         evidence=f"In epochs {fmt_epochs(epochs)} " + "; ".join(parts) + ".",
+        # One huge step kills ReLU units, saturates sigmoids and collapses the
+        # predictions; the rate explains them, not the other way round.
+        explains=(
+            "dead_units",
+            "saturated_activations",
+            "zero_gradients",
+            "vanishing_gradients",
+            "exploding_gradients",
+            "prediction_collapse",
+            "nonfinite_loss",
+            "class_imbalance",
+        ),
         fix=(
             "Lower the learning rate about 10x (Keras defaults: Adam 1e-3, SGD 1e-2) and add "
             "gradient clipping (e.g. clipnorm=1.0 in the optimizer); a warm-up helps when large "

@@ -21,6 +21,9 @@ from tb_stagnation.summary import tags
 # cover the label range").
 _RANGES = {"sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0, 1.0)}
 
+# Output activations whose values are raw scores, not probabilities.
+LINEAR_LIKE = ("linear", "relu")
+
 # A frozen layer's weights do not move: update ratio below 1e-12 (float32
 # round-off of an unchanged tensor is exactly 0; SageMaker's UnchangedTensor
 # uses allclose with rtol 1e-5 over 3 saves, which is far looser).
@@ -75,6 +78,7 @@ def loss_output_mismatch(ctx: Context) -> Finding | None:
             layers=layers,
             evidence=evidence,
             fix=fix,
+            explains=label_encoding.MISMATCH_EXPLAINS,
         )
 
     if activation == "softmax" and width == 1:
@@ -109,20 +113,13 @@ def loss_output_mismatch(ctx: Context) -> Finding | None:
     if encoding is not None:
         return encoding
     from_logits = _from_logits(card)
-    if (
-        family in ("categorical", "binary")
-        and from_logits is False
-        and activation
-        in (
-            None,
-            "linear",
-            "relu",
-        )
-    ):
+    # Only an activation the card names: None means the callback could not see
+    # it (a subclassed call, a Lambda), and "add a softmax" would then apply it twice.
+    if family in ("categorical", "binary") and from_logits is False and activation in LINEAR_LIKE:
         return finding(
             0.6 if ctx.any_stall else 0.4,
             f"Loss {loss} expects probabilities (from_logits=False) but the output layer "
-            f"{output} has a {activation or 'linear'} activation: its raw scores are clipped "
+            f"{output} has a {activation} activation: its raw scores are clipped "
             "to [1e-7, 1] before the log, which flattens the loss and its gradient.",
             "Add activation='softmax' (or 'sigmoid' for one unit) to the output layer, or pass "
             "the loss as keras.losses.<Loss>(from_logits=True).",
@@ -179,6 +176,26 @@ def loss_output_mismatch(ctx: Context) -> Finding | None:
                 f"the output's range ({fmt_num(low)}, {fmt_num(high)}).",
             )
     return None
+
+
+# The trainable layers "do update" when their weights move by at least 1e-5
+# of their norm per step (DeepDiagnosis's lower bound, as for the learning rate).
+TRAINABLE_UPDATE_PER_STEP = 1e-5
+
+
+def _trainable_part_updates(ctx: Context, frozen_idx: list[int]) -> bool:
+    """Whether the layers left trainable do learn during the stall: then a frozen
+    base is a deliberate transfer-learning setup, not what stopped the loss."""
+    ratio = ctx.ls(tags.LAYER_UPDATE_RATIO)
+    if ratio is None:
+        return False
+    cols = [i for i in range(ratio.shape[1]) if i not in frozen_idx]
+    if not cols:
+        return False
+    values = [median(ratio[ctx.stalled, i]) for i in cols]
+    values = [v for v in values if v is not None]
+    steps = ctx.steps_per_epoch or 1.0
+    return bool(values) and max(values) / steps >= TRAINABLE_UPDATE_PER_STEP
 
 
 @detector("frozen_layers")
@@ -244,7 +261,7 @@ def frozen_layers(ctx: Context) -> Finding | None:
         if total_params
         else f"{len(frozen_idx)} of {len(layers)} layers"
     )
-    if ctx.any_stall and share >= 0.5:
+    if ctx.any_stall and share >= 0.5 and not _trainable_part_updates(ctx, frozen_idx):
         return Finding(
             code="frozen_layers",
             severity=SEVERITY_ERROR,
@@ -274,3 +291,64 @@ def frozen_layers(ctx: Context) -> Finding | None:
             fix=fix,
         )
     return None
+
+
+# Dropout "near 1": Keras's rate is the share of units DROPPED (TF1's keep_prob
+# was the share kept, a classic mix-up). At 0.8 only a fifth of the signal gets
+# through each training step; the usual range is 0.1-0.5.
+DROPOUT_HIGH = 0.8
+DROPOUT_EXTREME = 0.9
+
+
+def _dropouts(card: dict) -> list[dict]:
+    entries = card.get("dropout")
+    if not isinstance(entries, list):
+        return []
+    out = []
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        rate = entry.get("rate")
+        if isinstance(rate, (int, float)) and not isinstance(rate, bool) and rate == rate:
+            out.append(entry)
+    return out
+
+
+@detector("dropout_too_high")
+def dropout_too_high(ctx: Context) -> Finding | None:
+    high = [d for d in _dropouts(ctx.card) if float(d["rate"]) >= DROPOUT_HIGH]
+    if not high:
+        return None
+    worst = max(float(d["rate"]) for d in high)
+    if ctx.any_stall:
+        severity = SEVERITY_ERROR
+        confidence = 0.65 + 0.25 * min(1.0, (worst - DROPOUT_HIGH) / (1.0 - DROPOUT_HIGH))
+        epochs = ctx.epochs_of(ctx.stalled)
+    elif worst >= DROPOUT_EXTREME:
+        severity = SEVERITY_WARNING
+        confidence = 0.3
+        epochs = ctx.epochs_of(np.ones(ctx.n, dtype=bool))
+    else:
+        return None
+    described = ", ".join(
+        f"{d.get('name')} {'rate' if d.get('kind') == 'rate' else d.get('kind')}="
+        f"{fmt_num(float(d['rate']))}"
+        for d in high
+    )
+    return Finding(
+        code="dropout_too_high",
+        severity=severity,
+        confidence=confidence,
+        epochs=epochs,
+        layers=[str(d.get("name")) for d in high],
+        evidence=(
+            f"Dropout near 1 ({described}, from the model card): in training only "
+            f"{fmt_pct(1 - worst)} of the units pass their signal at each step, so the "
+            "network sees mostly noise. Keras's rate is the share dropped, not the share kept."
+        ),
+        fix=(
+            "Use a dropout rate between 0.1 and 0.5 (Dropout(0.2) keeps 80%); if 0.8-0.9 was "
+            "meant as a keep probability, pass 1 - that."
+        ),
+        explains=("prediction_collapse", "dead_units", "no_progress", "class_imbalance"),
+    )

@@ -21,7 +21,7 @@ COLLAPSE_TAIL = 3
 @detector("prediction_collapse")
 def prediction_collapse(ctx: Context) -> Finding | None:
     top = ctx.s(tags.PRED_TOP_CLASS_SHARE)
-    if top is None:
+    if top is None or not ctx.baselines.labels_are_classes or ctx.multi_label:
         return None
     majority = ctx.baselines.majority_rate
     if majority is not None and majority >= COLLAPSE_MAX_MAJORITY:

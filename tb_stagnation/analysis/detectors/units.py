@@ -44,7 +44,11 @@ def dead_units(ctx: Context) -> Finding | None:
     weight_medians = column_medians(weights, focus) if weights is not None else []
     rows = []
     for i, share in enumerate(shares):
-        if share is None or share < DEAD_WARNING or i in outputs:
+        # A relu output layer is checked too: a dead output unit predicts 0 for
+        # every input. (The statistic is only logged for ReLU-family layers.)
+        if share is None or share < DEAD_WARNING:
+            continue
+        if i in outputs and (ctx.layers[i].activation if i < len(ctx.layers) else None) != "relu":
             continue
         if i < len(weight_medians):
             weight = weight_medians[i]

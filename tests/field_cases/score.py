@@ -1,0 +1,249 @@
+"""Train the field-case corpus and score the diagnosis on it.
+
+    cd tests && python -m field_cases.score --logdir /tmp/corpus --train
+    cd tests && python -m field_cases.score --logdir /tmp/corpus      # re-score saved logs
+
+Prints, for the callback's reports and for the same runs read as plain-Keras
+past runs (only what `keras.callbacks.TensorBoard` wrote): stall recall, false
+alarms on healthy runs, the right cause first (top-1), in the top 3, and
+finding precision (every finding of every report labelled true,
+true-as-a-consequence or false by the case's rules, corpus.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import re
+import sys
+from dataclasses import dataclass, field
+
+from field_cases.corpus import FieldCase, all_cases, keras_only_copy
+from tb_stagnation.analysis.findings import CODES
+
+SOURCES = ("callback", "keras")
+CODE_TIERS = {code: info.tier for code, info in CODES.items()}
+
+
+@dataclass
+class CaseScore:
+    case: str
+    source: str
+    stalled_expected: bool
+    stalled_found: bool
+    stall_epochs: list[int]
+    codes: list[str]
+    top1: bool | None  # None: the case has no root code to score
+    top3: bool | None
+    labels: list[str]  # per finding: "true", "consequence", "false"
+    false_reasons: list[str] = field(default_factory=list)
+    onset_ok: bool | None = None
+
+    @property
+    def false_alarm(self) -> bool:
+        return not self.stalled_expected and self.stalled_found
+
+
+def _explained_by_root(finding: dict, report: dict, roots: set[str]) -> bool:
+    """Whether the finding's `explained_by` chain (A explained by B, B by C...)
+    reaches one of the case's root codes through mechanisms and symptoms only."""
+    by_code = {f["code"]: f for f in report.get("findings", [])}
+    seen = set()
+    cause = finding.get("explained_by")
+    while cause and cause not in seen:
+        if cause in roots:
+            return True
+        seen.add(cause)
+        parent = by_code.get(cause)
+        if parent is None or CODE_TIERS.get(cause, 0) < 2:
+            return False
+        cause = parent.get("explained_by")
+    return False
+
+
+def label_findings(case: FieldCase, report: dict, source: str) -> tuple[list[str], list[str]]:
+    labels, reasons = [], []
+    roots = set(case.root) | (set(case.keras_root) if source == "keras" else set())
+    for finding in report.get("findings", []):
+        code = finding["code"]
+        text = f"{finding.get('evidence', '')} {finding.get('fix', '')}"
+        bad_text = [p for p in case.false_text if re.search(p, text, re.IGNORECASE)]
+        if bad_text:
+            labels.append("false")
+            reasons.append(f"{code}: matches false statement /{bad_text[0]}/")
+        elif code in roots:
+            labels.append("true")
+        elif code in case.consequences:
+            labels.append("consequence")
+        elif code in case.also_true:
+            labels.append("true")
+        elif CODE_TIERS.get(code, 0) >= 2 and _explained_by_root(finding, report, roots):
+            # A mechanism or symptom the report itself marks as a consequence of
+            # the case's true root: a true sentence when its numbers are (the
+            # evidence test checks them against the logs).
+            labels.append("consequence")
+        elif code == "no_progress" and case.stalled:
+            labels.append("true")
+        else:
+            labels.append("false")
+            reasons.append(f"{code}: not a cause of this run")
+    return labels, reasons
+
+
+def score_report(case: FieldCase, report: dict, source: str) -> CaseScore:
+    codes = [f["code"] for f in report.get("findings", [])]
+    stalled = list(report.get("stalled_epochs", []))
+    roots = case.root if source == "callback" else case.keras_root
+    top1 = top3 = None
+    if roots:
+        top1 = bool(codes) and codes[0] in roots
+        top3 = any(code in roots for code in codes[:3])
+    labels, reasons = label_findings(case, report, source)
+    onset_ok = None
+    if case.stalled and stalled and case.stall_from is not None:
+        onset_ok = min(stalled) <= case.stall_from + case.stall_slack
+    return CaseScore(
+        case=case.name,
+        source=source,
+        stalled_expected=case.stalled,
+        stalled_found=bool(stalled) or not report.get("healthy", True),
+        stall_epochs=stalled,
+        codes=codes,
+        top1=top1,
+        top3=top3,
+        labels=labels,
+        false_reasons=reasons,
+        onset_ok=onset_ok,
+    )
+
+
+def _ratio(hits: int, total: int) -> dict:
+    return {"hits": hits, "total": total, "rate": (hits / total) if total else None}
+
+
+def totals(scores: list[CaseScore]) -> dict:
+    stalled = [s for s in scores if s.stalled_expected]
+    healthy = [s for s in scores if not s.stalled_expected]
+    ranked = [s for s in scores if s.top1 is not None]
+    labels = [label for s in scores for label in s.labels]
+    return {
+        "recall": _ratio(sum(s.stalled_found for s in stalled), len(stalled)),
+        "false_alarms": _ratio(sum(s.false_alarm for s in healthy), len(healthy)),
+        "top1": _ratio(sum(bool(s.top1) for s in ranked), len(ranked)),
+        "top3": _ratio(sum(bool(s.top3) for s in ranked), len(ranked)),
+        "precision": _ratio(sum(label != "false" for label in labels), len(labels)),
+    }
+
+
+def analyze_dir(path: str) -> dict | None:
+    from tb_stagnation.analysis.api import analyze
+
+    runs = analyze(path)["runs"]
+    return runs[0] if runs else None
+
+
+def score_all(logdir: str, cases: list[FieldCase]) -> dict[str, list[CaseScore]]:
+    out: dict[str, list[CaseScore]] = {source: [] for source in SOURCES}
+    for case in cases:
+        run_dir = os.path.join(logdir, "callback", case.name)
+        keras_dir = os.path.join(logdir, "keras", case.name)
+        if not os.path.isdir(run_dir):
+            print(f"missing: {case.name} (not trained)", file=sys.stderr)
+            continue
+        keras_only_copy(run_dir, keras_dir)
+        for source, path in (("callback", run_dir), ("keras", keras_dir)):
+            report = analyze_dir(path) or {"findings": [], "stalled_epochs": [], "healthy": True}
+            out[source].append(score_report(case, report, source))
+    return out
+
+
+def _train_one(args: tuple[str, str]) -> tuple[str, dict]:
+    import warnings
+
+    from field_cases.corpus import train
+
+    name, logdir = args
+    case = {c.name: c for c in all_cases()}[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            summary = train(case, os.path.join(logdir, "callback", name))
+        except Exception as error:  # report it and keep training the others
+            summary = {"error": f"{type(error).__name__}: {error}"}
+    return name, summary
+
+
+def train_all(logdir: str, cases: list[FieldCase], jobs: int) -> dict[str, dict]:
+    names = [(case.name, logdir) for case in cases]
+    if jobs <= 1:
+        results = [_train_one(item) for item in names]
+    else:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(jobs) as pool:
+            results = pool.map(_train_one, names, chunksize=1)
+    return dict(results)
+
+
+def _fmt(ratio: dict) -> str:
+    rate = ratio["rate"]
+    percent = "n/a" if rate is None else f"{100 * rate:.1f}%"
+    return f"{ratio['hits']}/{ratio['total']} ({percent})"
+
+
+def print_scores(scores: dict[str, list[CaseScore]], cases: list[FieldCase]) -> None:
+    by_name = {case.name: case for case in cases}
+    for source in SOURCES:
+        print(f"\n== {source} reports")
+        for s in scores[source]:
+            case = by_name[s.case]
+            expected = ",".join(case.root if source == "callback" else case.keras_root) or "-"
+            mark = []
+            if s.stalled_expected and not s.stalled_found:
+                mark.append("MISSED STALL")
+            if s.false_alarm:
+                mark.append("FALSE ALARM")
+            if s.top1 is False:
+                mark.append("top1 wrong")
+            if s.top3 is False:
+                mark.append("top3 wrong")
+            if s.onset_ok is False:
+                mark.append("late onset")
+            mark += s.false_reasons
+            status = "stalled" if s.stalled_found else "healthy"
+            print(
+                f"  {s.case:42s} {status:8s} want={expected:34s} got={','.join(s.codes[:4]) or '-'}"
+                + (f"  <- {'; '.join(mark)}" if mark else "")
+            )
+        t = totals(scores[source])
+        print(
+            f"  recall {_fmt(t['recall'])}  false alarms {_fmt(t['false_alarms'])}  "
+            f"top-1 {_fmt(t['top1'])}  top-3 {_fmt(t['top3'])}  "
+            f"finding precision {_fmt(t['precision'])}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--logdir", required=True)
+    parser.add_argument("--train", action="store_true", help="train the cases first")
+    parser.add_argument("--cases", default=None, help="regex on case names")
+    parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--json", action="store_true", help="print the totals as JSON")
+    args = parser.parse_args(argv)
+    cases = all_cases()
+    if args.cases:
+        cases = [case for case in cases if re.search(args.cases, case.name)]
+    if args.train:
+        for name, summary in train_all(args.logdir, cases, args.jobs).items():
+            print(f"trained {name}: {summary}")
+    scores = score_all(args.logdir, cases)
+    print_scores(scores, cases)
+    if args.json:
+        print(json.dumps({source: totals(scores[source]) for source in SOURCES}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
