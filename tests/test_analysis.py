@@ -372,7 +372,7 @@ def test_nonfinite_data():
     assert codes(analyzed(run))[0] == "nonfinite_data"
 
 
-def test_unscaled_inputs_error_in_a_stall_warning_otherwise():
+def test_unscaled_inputs_error_in_a_stall_silent_or_warning_otherwise():
     scalars = {tags.INPUT_MAX_ABS: 2e10, tags.INPUT_STD: 3e9, tags.INPUT_MEAN: 1.5e10}
     report = analyzed(stalled_run(scalars=scalars))
     top = report["findings"][0]
@@ -387,7 +387,19 @@ def test_unscaled_inputs_error_in_a_stall_warning_otherwise():
             scalars={tags.INPUT_MAX_ABS: 255.0, tags.INPUT_STD: 80.0, tags.INPUT_MEAN: 120.0},
         )  # fmt: skip
     )
-    assert finding(healthy, "unscaled_inputs")["severity"] == "warning" and healthy["healthy"]
+    # Raw pixels on a run that learns: nothing to report (field cases: healthy twins
+    # that keep 0-255 inputs were told "unscaled" on every run).
+    assert "unscaled_inputs" not in codes(healthy) and healthy["healthy"]
+    far_off = analyzed(
+        make_run(
+            HEALTHY_LOSS,
+            acc=HEALTHY_ACC,
+            counts=COUNTS3,
+            model_card=card(),
+            scalars={tags.INPUT_MAX_ABS: 2e10, tags.INPUT_STD: 3e9, tags.INPUT_MEAN: 1.5e10},
+        )  # fmt: skip
+    )
+    assert finding(far_off, "unscaled_inputs")["severity"] == "warning" and far_off["healthy"]
 
 
 def test_standardised_inputs_are_not_unscaled():

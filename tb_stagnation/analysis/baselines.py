@@ -42,10 +42,14 @@ _BINARY = {"binarycrossentropy"}
 _MSE = {"mse", "meansquarederror"}
 
 # Keras's default learning rates (keras/src/optimizers/*.py, Keras 3.15): every
-# optimizer defaults to 1e-3 except SGD (1e-2). "Far below / above the default"
-# is how we judge a learning rate when we know nothing else about the model.
+# optimizer defaults to 1e-3 except SGD (1e-2).
 _DEFAULT_LR = {"sgd": 0.01}
 DEFAULT_LR_FALLBACK = 0.001
+# The rate an optimizer is designed to run at, where it differs from Keras 3's
+# default: Adadelta's paper (Zeiler 2012) and Keras 2 use 1.0, Adagrad's
+# Keras 2 default was 0.01. Keras 3 gives both 1e-3, at which Adadelta barely
+# moves (keras-team/keras#13047). "Far below / above" is judged against this.
+_WORKING_LR = {"adadelta": 1.0, "adagrad": 0.01}
 
 # K for which a flat loss at ln K is recognised as "a uniform guess over K
 # classes" in runs without label statistics. Beyond 10 the ln K values crowd
@@ -68,6 +72,28 @@ def normalize_name(name: Any) -> str:
 def default_learning_rate(optimizer_class: Any) -> float:
     """Keras's default learning rate of an optimizer class name (1e-3 when unknown)."""
     return _DEFAULT_LR.get(normalize_name(optimizer_class), DEFAULT_LR_FALLBACK)
+
+
+def working_learning_rate(optimizer_class: Any) -> float:
+    """The rate an optimizer is designed for (its Keras default unless noted above)."""
+    name = normalize_name(optimizer_class)
+    return _WORKING_LR.get(name, default_learning_rate(optimizer_class))
+
+
+def learning_rate_reference_text(optimizer_class: Any) -> str:
+    """How the evidence names `working_learning_rate` ("0.01, Keras's default for SGD")."""
+    from tb_stagnation.analysis.series import fmt_num
+
+    rate = working_learning_rate(optimizer_class)
+    name = optimizer_class if isinstance(optimizer_class, str) and optimizer_class else None
+    if name is None:
+        return f"{fmt_num(rate)}, Keras's Adam default"
+    if rate != default_learning_rate(optimizer_class):
+        return (
+            f"{fmt_num(rate)}, the rate {name} is designed for; Keras 3's default "
+            f"{fmt_num(default_learning_rate(optimizer_class))} is far below it"
+        )
+    return f"{fmt_num(rate)}, Keras's default for {name}"
 
 
 def loss_family(loss_name: Any) -> str | None:
@@ -93,8 +119,12 @@ class Baselines:
     accuracy_baseline: float | None = None
     class_shares: np.ndarray | None = None
     label_count: float = 0.0
-    # "labels" (from logged label statistics), "estimated" (ln K from the curve) or None.
+    # "labels" (from logged label statistics), "estimated" (ln K from the curve),
+    # "output" (ln C from the output layer a logged model config shows) or None.
     source: str | None = None
+    # 1/C for a C-way classifier whose labels are unknown (plain-Keras runs):
+    # the accuracy of a uniform guess, the reference for "clearly learned".
+    chance_accuracy: float | None = None
     # False when the label values contradict a classification loss (regression
     # targets into binary_crossentropy): nothing may be said about classes.
     labels_are_classes: bool = True
@@ -270,3 +300,36 @@ def estimate_from_curve(base: Baselines, loss: np.ndarray) -> None:
             f"uniform guess over {k} classes, so that is used as the constant-predictor loss "
             "(an estimate)."
         )
+
+
+def from_output_layer(base: Baselines, card: dict | None) -> None:
+    """For runs without label statistics whose model config is known (a plain-Keras
+    run's logged config): the loss of a uniform guess over the output's classes.
+
+    ln C for a C-way softmax and ln 2 for one sigmoid unit under a cross-entropy
+    loss. It is the constant-predictor loss of balanced labels and an upper
+    bound of it otherwise (imbalanced labels have a lower entropy), so a loss at
+    or above it is certainly at the baseline; the accuracy baseline stays
+    unknown (the majority rate needs the labels).
+    """
+    if base.constant_loss is not None or not isinstance(card, dict):
+        return
+    family = loss_family(card.get("loss"))
+    width = output_width(card)
+    activation = card.get("output_activation")
+    classes = None
+    if family == "categorical" and activation == "softmax" and width is not None and width >= 2:
+        classes = width
+    elif family == "binary" and activation == "sigmoid" and width == 1:
+        classes = 2
+    if classes is None:
+        return
+    base.constant_loss = math.log(classes)
+    base.loss_kind = LOSS_KIND_CROSSENTROPY
+    base.source = "output"
+    base.chance_accuracy = 1.0 / classes
+    base.notes.append(
+        f"No label statistics: the loss of a uniform guess over the output's {classes} classes, "
+        f"ln {classes} = {math.log(classes):.4f}, is used as the constant-predictor loss (an upper "
+        "bound: imbalanced labels allow a lower one)."
+    )

@@ -28,6 +28,10 @@ ACCURACY_KEYS = (
 )
 
 
+# A learning rate this far from the optimizer's working rate (either way).
+EXTREME_RATE_RATIO = 100.0
+
+
 @dataclass
 class LayerInfo:
     """A layer of the model card, aligned with the `layers/*` columns."""
@@ -140,6 +144,7 @@ class Context:
             )
         )
         if self.loss is not None and not self.is_callback:
+            baselines.from_output_layer(self.baselines, self.card)
             baselines.estimate_from_curve(self.baselines, self.loss)
         if self.loss is not None:
             self.stall = stall.detect(
@@ -149,6 +154,8 @@ class Context:
                 self.lr,
                 self.collapsed_predictions(),
                 update_ratio=self.s(tags.UPDATE_GLOBAL_RATIO),
+                classifier=self.classifier,
+                rate_extreme=self._rate_extreme(),
             )
         else:
             self.stall = stall.StallResult(flagged=np.zeros(self.n, dtype=bool))
@@ -248,6 +255,25 @@ class Context:
                 return key, values
         return None, None
 
+    def _rate_extreme(self) -> np.ndarray | None:
+        """Epochs whose learning rate is >= 100x or <= 1/100 of the rate the
+        optimizer is designed for, when the optimizer is known."""
+        if self.optimizer_class is None:
+            return None
+        rate = self.lr
+        if rate is None:
+            optimizer = self.card.get("optimizer")
+            value = optimizer.get("learning_rate") if isinstance(optimizer, dict) else None
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return None
+            rate = np.full(self.n, float(value))
+        reference = self.default_lr
+        with np.errstate(invalid="ignore"):
+            # 1% slack: rates are logged as float32 (1e-5 reads 1.0000000e-05+).
+            return (rate >= EXTREME_RATE_RATIO * reference / 1.01) | (
+                rate <= reference / EXTREME_RATE_RATIO * 1.01
+            )
+
     # --- helpers for detectors --------------------------------------------
     def collapsed_predictions(self) -> np.ndarray | None:
         """Epochs where >= 99% of the probe got one class, unless the labels are that skewed."""
@@ -327,7 +353,8 @@ class Context:
 
     @property
     def default_lr(self) -> float:
-        return baselines.default_learning_rate(self.optimizer_class)
+        """The learning rate the run's optimizer is designed for (baselines.working_learning_rate)."""
+        return baselines.working_learning_rate(self.optimizer_class)
 
     @property
     def steps_per_epoch(self) -> float | None:
@@ -339,6 +366,37 @@ class Context:
                 return value
         steps = _int_or_none(self.card.get("steps_per_epoch"))
         return float(steps) if steps and steps > 0 else None
+
+    @property
+    def data_nonfinite(self) -> bool:
+        """Whether the logged input or label statistics are NaN/Inf in an epoch the
+        callback logged: then NaN losses and gradients come from the data."""
+        logged = np.zeros(self.n, dtype=bool)
+        for tag in (tags.BATCHES_SEEN, tags.GRAD_STEPS, tags.WEIGHT_GLOBAL_NORM):
+            values = self.scalars.get(tag)
+            if values is not None:
+                logged |= np.isfinite(values)
+        for tag in (tags.INPUT_MEAN, tags.INPUT_STD, tags.INPUT_MAX_ABS, tags.LABEL_MEAN):
+            values = self.scalars.get(tag)
+            if values is not None and (~np.isfinite(values) & logged).any():
+                return True
+        return False
+
+    @property
+    def classifier(self) -> bool | None:
+        """Whether the model classifies (its accuracy counts predicted classes), by the
+        card's task or loss; None when nothing says."""
+        task = self.task
+        if task in ("classification", "binary"):
+            return True
+        if task == "regression":
+            return False
+        family = baselines.loss_family(self.card.get("loss"))
+        if family in ("categorical", "binary"):
+            return True
+        if family == "mse":
+            return False
+        return None
 
     @property
     def multi_label(self) -> bool:

@@ -24,6 +24,7 @@ from tb_stagnation.analysis.findings import (
 )
 from tb_stagnation.analysis.series import fmt_epochs, fmt_num
 from tb_stagnation.reader.run_data import SOURCE_CALLBACK, SOURCE_KERAS, RunData
+from tb_stagnation.summary import tags
 
 KERAS_ONLY_NOTE = (
     "Logged by keras.callbacks.TensorBoard only: stalls are flagged from the loss, accuracy and "
@@ -136,6 +137,36 @@ def _no_progress(ctx: Context, findings: list[Finding]) -> Finding | None:
     )
 
 
+# Findings a plain-Keras run gets from the model config Keras logged.
+CONFIG_CODES = ("loss_output_mismatch", "frozen_layers", "dropout_too_high")
+# They rest on the config alone (no labels, no gradients): lower confidence.
+CONFIG_CONFIDENCE_FACTOR = 0.9
+CONFIG_SOURCE_TEXT = " (Read from the model config that keras.callbacks.TensorBoard logged.)"
+
+
+def _mark_config_findings(ctx: Context, findings: list[Finding]) -> None:
+    """Say what a plain-Keras run's static findings rest on, at lower confidence."""
+    for finding in findings:
+        if finding.code in CONFIG_CODES:
+            finding.evidence += CONFIG_SOURCE_TEXT
+            finding.confidence *= CONFIG_CONFIDENCE_FACTOR
+
+
+LABELS_UNSEEN_NOTE = (
+    "No labels or model outputs were seen during training: the model's train_step does not "
+    "call compute_loss (it computes its own loss), so label statistics, the constant-predictor "
+    "baselines and the prediction checks are missing; gradients, updates, units and the probe "
+    "are still measured. Computing the loss with self.compute_loss(x=x, y=y, y_pred=y_pred) in "
+    "train_step lets the callback see them."
+)
+
+
+def _labels_seen(ctx: Context) -> bool:
+    if ctx.class_counts is not None and np.nansum(ctx.class_counts) > 0:
+        return True
+    return ctx.s(tags.LABEL_MEAN) is not None or ctx.s(tags.LABEL_VARIANCE) is not None
+
+
 def _empty_report(run: RunData, notes: list[str]) -> dict:
     return {
         "run": str(run.name),
@@ -180,6 +211,8 @@ def _analyze(run: RunData) -> dict:
         if result is None:
             continue
         findings.extend(result if isinstance(result, list) else [result])
+    if not ctx.is_callback:
+        _mark_config_findings(ctx, findings)
     # What the pre-flight printed, for a run stopped before its first epoch ended.
     findings.extend(preflight.stored_findings(ctx, findings))
     fallback = _no_progress(ctx, findings)
@@ -203,6 +236,8 @@ def _analyze(run: RunData) -> dict:
             "(lower confidence)."
         )
     notes.extend(ctx.baselines.notes)
+    if ctx.is_callback and ctx.card and ctx.n and not _labels_seen(ctx):
+        notes.append(LABELS_UNSEEN_NOTE)
 
     stalled_epochs = ctx.epochs_of(ctx.stalled)
     has_error = any(f.severity == SEVERITY_ERROR for f in findings)

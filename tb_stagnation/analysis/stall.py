@@ -60,6 +60,11 @@ KIND_DIVERGENCE = "divergence"
 # < 0.3%/epoch (lr 1e-7: 0.00%; deep sigmoid stack: 0.05-0.2%), healthy runs
 # improve 5-25%/epoch until they reach the good zone.
 LOSS_TOLERANCE = 0.005
+# Without any baseline (curve basis): 0.125% per epoch, a quarter of the
+# above. Our measurement: a rate 1/1000 of the default moves the loss < 0.01%
+# per epoch; autoencoders and regressions converging towards an unknown floor
+# still move 0.3-0.7% per epoch.
+CURVE_LOSS_TOLERANCE = 0.00125
 # Progress of a loss still above the constant-predictor loss, when no accuracy
 # tells learning from learning the target mean: 5% per epoch (10x the
 # tolerance below the baseline). Our measurement: healthy regressions fall
@@ -103,6 +108,17 @@ CURVE_GOOD_LOSS_DROP = 0.5
 CURVE_GOOD_ACCURACY_GAIN = 0.05
 CURVE_BAD_LOSS_DROP = 0.25
 CURVE_BAD_ACCURACY_GAIN = 0.10
+
+# A cross-entropy below this is impossible for valid labels (float error
+# stays far above it).
+NEGATIVE_CROSSENTROPY = -1e-4
+# Accuracy identical (to float32 round-off of a mean) in this many epochs in a
+# row means no predicted class changed: a stall when no label statistics exist.
+# Five epochs: a healthy model on a few hundred samples changes at least one
+# prediction in five epochs unless it has converged at ~100% (excluded below).
+FROZEN_ACCURACY_EPOCHS = 5
+FROZEN_ACCURACY_TOLERANCE = 1e-7
+FROZEN_ACCURACY_MAX = 0.99
 
 # Learning-rate collapse: the rate fell to <= 1% of its earlier maximum (a
 # schedule "driving it to nothing"; ReduceLROnPlateau's factor 0.1 needs two
@@ -160,12 +176,25 @@ def usable_accuracy_baseline(base: Baselines, acc: np.ndarray | None) -> float |
     return float(value)
 
 
+def clearly_learned_accuracy(acc: np.ndarray | None, base: Baselines, n: int) -> np.ndarray:
+    """Where the accuracy covers at least half of the way from the majority rate
+    (or, labels unknown, the chance rate 1/C) to 1: no noise can do that."""
+    reference = usable_accuracy_baseline(base, acc)
+    if reference is None:
+        reference = base.chance_accuracy
+    if acc is None or reference is None:
+        return np.zeros(n, dtype=bool)
+    with np.errstate(invalid="ignore"):
+        return acc >= reference + ACCURACY_GOOD_FRACTION * (1.0 - reference)
+
+
 def zones(loss: np.ndarray, acc: np.ndarray | None, base: Baselines) -> tuple[np.ndarray, str]:
     """Zone of every epoch and the basis it was judged on."""
     n = loss.shape[0]
     finite = np.isfinite(loss)
     constant = usable_constant_loss(base)
     majority = usable_accuracy_baseline(base, acc)
+    clearly_learned = clearly_learned_accuracy(acc, base, n)
     bad = np.zeros(n, dtype=bool)
     good = np.ones(n, dtype=bool)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -174,12 +203,11 @@ def zones(loss: np.ndarray, acc: np.ndarray | None, base: Baselines) -> tuple[np
                 g = 1.0 - loss / constant
                 bad |= ~(g >= G_BAD)
                 good &= g >= G_GOOD
+            # A high loss with an accuracy far above the majority rate (or, labels
+            # unknown, chance) is an overconfident model (unscaled inputs make
+            # huge logits), not one at the baseline: it is not "bad".
+            bad &= ~clearly_learned
             if majority is not None:
-                clearly_learned = acc >= majority + ACCURACY_GOOD_FRACTION * (1.0 - majority)
-                # A high loss with an accuracy far above the majority rate is an
-                # overconfident model (unscaled inputs make huge logits), not one
-                # at the baseline: it is not "bad".
-                bad &= ~clearly_learned
                 bad |= acc <= majority + _margin(majority)
                 good &= clearly_learned
             basis = "baseline"
@@ -291,6 +319,7 @@ def _criteria(
     constant: float | None,
     majority: float | None,
     excluded: np.ndarray,
+    clearly_learned: np.ndarray | None = None,
 ) -> list[list[_Track]]:
     """Ways a window can show progress; a criterion holds when all its tracks improve.
 
@@ -333,15 +362,18 @@ def _criteria(
         with np.errstate(invalid="ignore"):
             diverged = nonfinite | ~(loss <= DIVERGENCE_FACTOR * np.abs(best))
             if constant is not None:
+                # ... unless the accuracy is far above the majority (or chance)
+                # rate: that much is no noise, whatever the loss says.
                 exploded = ~(loss <= DIVERGENCE_FACTOR * constant)
-                if majority is not None:
-                    # ... unless the accuracy is far above the majority rate:
-                    # that much is no noise, whatever the loss says.
-                    exploded &= ~(acc >= majority + ACCURACY_GOOD_FRACTION * (1.0 - majority))
+                if clearly_learned is not None:
+                    exploded &= ~clearly_learned
                 diverged |= exploded
         acc = np.where(diverged, np.nan, acc)
     if constant is None:
-        criteria = [[loss_track(loss)]]
+        # No baseline says where the floor is: a loss still falling steadily,
+        # even slowly, may be converging towards it, so only a loss that is
+        # essentially flat (as a rate too small leaves it) counts as no progress.
+        criteria = [[loss_track(loss, CURVE_LOSS_TOLERANCE)]]
         if acc is not None:
             criteria.append([acc_track(acc)])
         return criteria
@@ -364,16 +396,15 @@ def _criteria(
     return criteria
 
 
-def step_cliffs(values: np.ndarray | None, n: int) -> np.ndarray:
-    """True at epoch j when a step size fell >= 100x from epoch j-1 to j (and stays
-    <= 1% of its maximum so far): a schedule cutting the rate, updates dying."""
-    cliffs = np.zeros(n, dtype=bool)
+def _one_epoch_drops(values: np.ndarray | None, n: int) -> np.ndarray:
+    """True at epoch j when the value fell >= 100x from epoch j-1 to j."""
+    drops = np.zeros(n, dtype=bool)
     if values is None or n < 2:
-        return cliffs
+        return drops
     rate = np.where(np.isfinite(values) & (values >= 0), values, np.nan)
     with np.errstate(invalid="ignore"):
-        cliffs[1:] = (rate[1:] <= LR_COLLAPSE_RATIO * rate[:-1]) & (rate[:-1] > 0)
-    return cliffs & lr_collapse(values, n)
+        drops[1:] = (rate[1:] <= LR_COLLAPSE_RATIO * rate[:-1]) & (rate[:-1] > 0)
+    return drops
 
 
 def detect(
@@ -383,6 +414,8 @@ def detect(
     lr: np.ndarray | None = None,
     collapsed_predictions: np.ndarray | None = None,
     update_ratio: np.ndarray | None = None,
+    classifier: bool | None = None,
+    rate_extreme: np.ndarray | None = None,
 ) -> StallResult:
     """Flag stalled epochs. `loss`, `acc`, `lr` are aligned float arrays (NaN allowed);
     `collapsed_predictions` marks epochs where (nearly) every probe sample got
@@ -398,20 +431,43 @@ def detect(
     if n == 0:
         return StallResult(flagged=flagged)
     finite = np.isfinite(loss)
+    if base.loss_kind == "crossentropy":
+        # A cross-entropy below zero is no cross-entropy: the labels lie outside
+        # what the loss expects (labels 0..9 into one sigmoid unit), and its
+        # fall towards -inf is not learning.
+        with np.errstate(invalid="ignore"):
+            negative = loss < NEGATIVE_CROSSENTROPY
+        loss = np.where(negative, np.nan, loss)
+    else:
+        negative = np.zeros(n, dtype=bool)
     zone, basis = zones(loss, acc, base)
+    zone[negative] = ZONE_BAD
     collapsed = lr_collapse(lr, n)
     update_gone = lr_collapse(update_ratio, n)
-    # Steps that fell off a cliff at one epoch: "stopped", told apart from
-    # "converged" (progress slowing gradually towards a floor).
-    cliff = step_cliffs(lr, n) | step_cliffs(update_ratio, n)
     stopped = collapsed | update_gone
+    # Where the step size was cut to <= 1% of its maximum: the learning rate
+    # reaching it (at once, or by a schedule's last cut), or the updates falling
+    # >= 100x in one epoch. With real progress right before, the run "stopped",
+    # told apart from "converged": progress slowing towards a floor before any
+    # cut (ReduceLROnPlateau cuts after a plateau), updates shrinking
+    # geometrically as the gradient vanishes at an optimum.
+    cliff = collapsed.copy()
+    cliff[1:] &= ~collapsed[:-1]
+    cliff |= _one_epoch_drops(update_ratio, n) & update_gone
     swing, up = swings(loss, acc)
     constant = usable_constant_loss(base)
     majority = usable_accuracy_baseline(base, acc)
     excluded = ~finite
     if collapsed_predictions is not None and collapsed_predictions.shape == (n,):
         excluded = excluded | collapsed_predictions
-    criteria = _criteria(np.where(finite, loss, np.nan), acc, constant, majority, excluded)
+    criteria = _criteria(
+        np.where(finite, loss, np.nan),
+        acc,
+        constant,
+        majority,
+        excluded,
+        clearly_learned_accuracy(acc, base, n),
+    )
 
     raw = np.where(finite, loss, np.nan)
     raw_for_max = np.where(finite, loss, np.inf)
@@ -424,6 +480,15 @@ def detect(
     bad = prefix(zone == ZONE_BAD)
     collapsed_sum = prefix(collapsed)
     stopped_sum = prefix(stopped)
+    # A learning rate >= 100x or <= 1/100 of the rate the optimizer is designed
+    # for is, like a collapsed rate, positive evidence that a flat loss above
+    # the good zone is a stall and not slow learning.
+    extreme = (
+        rate_extreme
+        if rate_extreme is not None and rate_extreme.shape == (n,)
+        else np.zeros(n, dtype=bool)
+    )
+    extreme_sum = prefix(extreme)
     swing_sum = prefix(swing)
     up_sum = prefix(up)
 
@@ -476,7 +541,8 @@ def detect(
         oscillating = (
             (swing_sum[end + 1] - swing_sum[start + 1]) >= max(1, math.ceil(SWING_SHARE * lag))
         ) & ((up_sum[end + 1] - up_sum[start + 1]) >= 1)
-        stalled = ~progressed & no_good & (all_bad | lr_gone | oscillating | diverging)
+        rate_off = (extreme_sum[end + 1] - extreme_sum[start]) == lag + 1
+        stalled = ~progressed & no_good & (all_bad | lr_gone | oscillating | diverging | rate_off)
         stalled |= (
             ~progressed
             & stopped_after_progress[start]
@@ -486,7 +552,14 @@ def detect(
             np.add.at(marks, start[stalled], 1)
             np.add.at(marks, end[stalled] + 1, -1)
     flagged = np.cumsum(marks[:n]) > 0
-    flagged |= ~finite
+    flagged |= ~finite | negative
+    if base.source != "labels" and classifier is not False and acc is not None:
+        # Unless the accuracy is far above chance: a model that learned and
+        # now improves its loss on inputs it already classifies right (a few
+        # distinct inputs, a small data set) keeps its accuracy too.
+        chance = Baselines(chance_accuracy=base.chance_accuracy or 0.5)
+        learned = clearly_learned_accuracy(acc, chance, n)
+        flagged |= _frozen_accuracy(acc, require_nonzero=classifier is None) & ~learned
 
     windows = []
     for first, last in series.segments(flagged):
@@ -501,7 +574,7 @@ def detect(
                 up,
                 basis,
                 constant,
-                base.source == "estimated",
+                base.source in ("estimated", "output"),
             )
         )
     return StallResult(
@@ -512,6 +585,31 @@ def detect(
         basis=basis,
         update_collapsed=update_gone,
     )
+
+
+def _frozen_accuracy(acc: np.ndarray, require_nonzero: bool) -> np.ndarray:
+    """Epochs inside runs of >= FROZEN_ACCURACY_EPOCHS epochs whose accuracy is
+    exactly the same: no predicted class changed. Without label statistics this
+    is what shows a stall whose loss still moves (a softmax over one unit, a
+    negative cross-entropy, a model that predicts the majority class while its
+    loss creeps). A model at (nearly) 100% accuracy is left alone; so is an
+    accuracy of exactly 0 when nothing says the model classifies (the "accuracy"
+    of a regression). The caller also leaves alone an accuracy far above chance."""
+    n = acc.shape[0]
+    out = np.zeros(n, dtype=bool)
+    if n < FROZEN_ACCURACY_EPOCHS:
+        return out
+    with np.errstate(invalid="ignore"):
+        same = np.zeros(n, dtype=bool)
+        same[1:] = np.abs(acc[1:] - acc[:-1]) <= FROZEN_ACCURACY_TOLERANCE
+        usable = np.isfinite(acc) & (acc < FROZEN_ACCURACY_MAX)
+        if require_nonzero:
+            usable &= acc > 0
+    for first, last in series.segments(same):
+        start = first - 1  # the epoch the run of equal values starts from
+        if last - start + 1 >= FROZEN_ACCURACY_EPOCHS and usable[start : last + 1].all():
+            out[start : last + 1] = True
+    return out
 
 
 def _describe(

@@ -15,15 +15,21 @@ from typing import Any
 
 import numpy as np
 from tensorboard import context as tb_context
+from tensorboard import errors as tb_errors
 from tensorboard.data import provider as tb_provider
 
-from tb_stagnation.reader import run_names
+from tb_stagnation.reader import keras_config, run_names
 from tb_stagnation.reader.errors import UnknownRunError
 from tb_stagnation.reader.run_data import SOURCE_CALLBACK, SOURCE_KERAS, RunData
 from tb_stagnation.summary import metadata, tags
 
 # TensorBoard's built-in scalars plugin: what keras.callbacks.TensorBoard writes.
 _KERAS_PLUGIN = "scalars"
+# Where keras.callbacks.TensorBoard(write_graph=True) puts `model.to_json()`.
+_KERAS_MODEL_PLUGIN = "graph_keras_model"
+_KERAS_MODEL_TAG = "keras"
+# A model config larger than this is no model we can use (a hostile file).
+_MAX_KERAS_CONFIG_BYTES = 32 << 20
 # Ask for every point. The provider's own retention (samples_per_plugin, which
 # our TBLoader sets to "all" for this plugin) is the only limit.
 _ALL_POINTS = 1 << 30
@@ -164,6 +170,15 @@ class ProviderReader:
             our_scalars = self._read_scalars(metadata.PLUGIN_NAME, callback_runs, skipped)
             our_tensors = self._read_tensors(metadata.PLUGIN_NAME, callback_runs, skipped)
         keras_scalars = self._read_scalars(_KERAS_PLUGIN, keras_runs, skipped) if keras_runs else {}
+        keras_configs: dict[str, Any] = {}
+        if keras_runs:
+            keras_configs = self._read_keras_configs(
+                [
+                    listing.members[run_names.ROLE_TRAIN]
+                    for listing in listings
+                    if listing.source == SOURCE_KERAS and run_names.ROLE_TRAIN in listing.members
+                ]
+            )
 
         runs = []
         for listing in listings:
@@ -178,6 +193,11 @@ class ProviderReader:
                 )
             else:
                 run = _keras_run_data(listing, keras_scalars)
+                config = keras_configs.get(listing.members.get(run_names.ROLE_TRAIN, ""))
+                if isinstance(config, str):
+                    run.notes.append(config)
+                elif config is not None:
+                    run.model_card = config
             unreadable = sorted(
                 tag for member in listing.members.values() for tag in skipped.get(member, ())
             )
@@ -190,6 +210,46 @@ class ProviderReader:
         return runs
 
     # -- provider calls -------------------------------------------------------
+
+    def _read_keras_configs(self, runs: list[str]) -> dict[str, Any]:
+        """Per Keras `train/` run: a model card from the model config Keras logged
+        (reader/keras_config.py), or a note saying why it could not be used.
+        Runs without the config (write_graph=False, a subclassed model) are absent."""
+        if not runs:
+            return {}
+        run_filter = tb_provider.RunTagFilter(runs=runs, tags=[_KERAS_MODEL_TAG])
+        try:
+            sequences = self._provider.read_blob_sequences(
+                self._ctx,
+                experiment_id=self._experiment_id,
+                plugin_name=_KERAS_MODEL_PLUGIN,
+                downsample=_ALL_POINTS,
+                run_tag_filter=run_filter,
+            )
+        except _DATA_ERRORS + (tb_errors.PublicError,):
+            return {}
+        out: dict[str, Any] = {}
+        for run, by_tag in sequences.items():
+            points = by_tag.get(_KERAS_MODEL_TAG) or []
+            if not points:
+                continue
+            newest = max(points, key=lambda point: (point.step, point.wall_time))
+            out[run] = self._keras_card(newest)
+        return out
+
+    def _keras_card(self, point: Any) -> Any:
+        unusable = (
+            "The model config logged by keras.callbacks.TensorBoard is unreadable; the "
+            "static checks were skipped."
+        )
+        try:
+            blob = self._provider.read_blob(self._ctx, blob_key=point.values[0].blob_key)
+            if len(blob) > _MAX_KERAS_CONFIG_BYTES:
+                return unusable
+            card = keras_config.model_card(json.loads(blob.decode("utf-8")))
+        except (*_DATA_ERRORS, UnicodeDecodeError, RecursionError, tb_errors.PublicError):
+            return unusable
+        return card if card is not None else unusable
 
     def _list_scalars(self, plugin_name: str) -> Mapping[str, Mapping[str, Any]]:
         return self._provider.list_scalars(

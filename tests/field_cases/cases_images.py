@@ -217,33 +217,6 @@ CASES = [
         twin_of="img_cnn_sigmoid_one_unit_three_classes",
     ),
     FieldCase(
-        name="img_mlp_sigmoid_digit_labels",
-        url="https://datascience.stackexchange.com/questions/38604/too-low-accuracy-on-mnist-dataset-using-a-neural-network",
-        summary=(
-            "MNIST flattened to 784 raw 0-255 pixels, Dense(64, relu) then Dense(1, sigmoid), "
-            "binary_crossentropy, adam, labels 0-9: loss -55.03 and accuracy 0.114 identical "
-            "every epoch. Answer: a single sigmoid output with binary cross-entropy cannot fit "
-            "ten digit labels (labels above 1 make the loss negative); use Dense(10, softmax) "
-            "with (sparse) categorical cross-entropy. Departures: sklearn digits (64 pixels "
-            "rescaled to 0-255) instead of MNIST 784, 12 epochs, same validation_split=0.33. "
-            "Keras 3 computes the loss from the logits, so it diverges negative (to ~-3e5) "
-            "instead of sitting at -55; accuracy is flat at 0.1006 from epoch 1."
-        ),
-        build=_mlp_sigmoid_digit_labels,
-        stalled=True,
-        stall_from=0,
-        root=("loss_output_mismatch",),
-        consequences=(
-            "prediction_collapse",
-            "saturated_activations",
-            "zero_gradients",
-            "dead_units",
-            "unscaled_inputs",
-        ),
-        keras_root=("loss_output_mismatch",),
-        false_text=(r"imbalanc",),
-    ),
-    FieldCase(
         name="img_conv_softmax_one_unit",
         url="https://stats.stackexchange.com/questions/481881/convolutional-neural-network-fails-even-when-given-answer",
         summary=(

@@ -87,6 +87,11 @@ def all_cases() -> list[FieldCase]:
     duplicates = {name for name in names if names.count(name) > 1}
     if duplicates:
         raise ValueError(f"duplicate field-case names: {sorted(duplicates)}")
+    # One thread, one case: a twin shares its case's address, nothing else does.
+    urls = [case.url for case in cases if case.twin_of is None]
+    repeated = {url for url in urls if urls.count(url) > 1}
+    if repeated:
+        raise ValueError(f"field cases reproduce the same thread twice: {sorted(repeated)}")
     return cases
 
 

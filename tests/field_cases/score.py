@@ -26,6 +26,40 @@ from tb_stagnation.analysis.findings import CODES
 SOURCES = ("callback", "keras")
 CODE_TIERS = {code: info.tier for code, info in CODES.items()}
 
+# The issue's targets for the callback's reports (issue 12) and for plain-Keras
+# runs (issue 13; recall there counts curve-visible stalls).
+GOALS = {
+    "callback": {
+        "recall": 0.95,
+        "false_alarms": 0.0,
+        "top1": 0.85,
+        "top3": 0.95,
+        "precision": 0.95,
+    },
+    "keras": {"recall": 0.90, "false_alarms": 0.0, "top3": 0.90},
+}
+# What CI holds the corpus to: the scores measured when the corpus last changed
+# (a ratchet: no diagnosis may get worse). Rates; false alarms are a maximum.
+FLOORS = {
+    "callback": {"recall": 1.0, "false_alarms": 0.0, "top1": 0.85, "top3": 0.9, "precision": 0.95},
+    "keras": {"recall": 0.8, "false_alarms": 0.1, "top3": 0.7, "precision": 0.9},
+}
+
+
+def below_floor(scores: dict[str, list[CaseScore]]) -> list[str]:
+    """Every total that fails its floor, as a sentence."""
+    failures = []
+    for source, floors in FLOORS.items():
+        measured = totals(scores[source])
+        for key, floor in floors.items():
+            rate = measured[key]["rate"]
+            if rate is None:
+                continue
+            worse = rate > floor if key == "false_alarms" else rate < floor
+            if worse:
+                failures.append(f"{source} {key} {rate:.3f} (floor {floor})")
+    return failures
+
 
 @dataclass
 class CaseScore:
@@ -48,7 +82,8 @@ class CaseScore:
 
 def _explained_by_root(finding: dict, report: dict, roots: set[str]) -> bool:
     """Whether the finding's `explained_by` chain (A explained by B, B by C...)
-    reaches one of the case's root codes through mechanisms and symptoms only."""
+    reaches one of the case's root codes through settings, mechanisms and symptoms
+    (tiers 1-3; a data or configuration cause is never anyone's consequence)."""
     by_code = {f["code"]: f for f in report.get("findings", [])}
     seen = set()
     cause = finding.get("explained_by")
@@ -57,7 +92,7 @@ def _explained_by_root(finding: dict, report: dict, roots: set[str]) -> bool:
             return True
         seen.add(cause)
         parent = by_code.get(cause)
-        if parent is None or CODE_TIERS.get(cause, 0) < 2:
+        if parent is None or CODE_TIERS.get(cause, 0) < 1:
             return False
         cause = parent.get("explained_by")
     return False
@@ -79,8 +114,8 @@ def label_findings(case: FieldCase, report: dict, source: str) -> tuple[list[str
             labels.append("consequence")
         elif code in case.also_true:
             labels.append("true")
-        elif CODE_TIERS.get(code, 0) >= 2 and _explained_by_root(finding, report, roots):
-            # A mechanism or symptom the report itself marks as a consequence of
+        elif CODE_TIERS.get(code, 0) >= 1 and _explained_by_root(finding, report, roots):
+            # A setting, mechanism or symptom the report itself marks as a consequence of
             # the case's true root: a true sentence when its numbers are (the
             # evidence test checks them against the logs).
             labels.append("consequence")

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from tb_stagnation.analysis.baselines import normalize_name
 from tb_stagnation.analysis.context import Context
 from tb_stagnation.analysis.findings import (
     SEVERITY_ERROR,
@@ -265,10 +266,12 @@ def unscaled_inputs(ctx: Context) -> Finding | None:
         # Confidence grows with how far off the scale is: 0.6 at 1e2, 0.9 from 1e4.
         confidence = min(0.9, 0.6 + 0.15 * math.log10(max_abs / UNSCALED_MAX_ABS))
         epochs = ctx.epochs_of(ctx.stalled)
-    else:
+    elif strong:
         severity = SEVERITY_WARNING
-        confidence = 0.45 if strong else 0.3
+        confidence = 0.45
         epochs = ctx.epochs_of(np.isfinite(max_abs_series))
+    else:
+        return None  # inputs in the hundreds on a run that learns: no finding
     detail = ""
     if first_saturated is not None and first_saturated >= FIRST_LAYER_SATURATED:
         detail = f"; {fmt_pct(first_saturated)} of the first layer's units are saturated"
@@ -442,18 +445,51 @@ def class_imbalance(ctx: Context) -> Finding | None:
 UNSCALED_TARGET_RMS = 100.0
 
 
-@detector("unscaled_targets")
-def unscaled_targets(ctx: Context) -> Finding | None:
-    if not ctx.any_stall:
-        return None
+# Losses whose value is an error in the targets' own units (MAE) or squared (MSE).
+_ABSOLUTE_ERROR_LOSSES = ("meanabsoluteerror", "mae", "huber", "logcosh")
+_SQUARED_ERROR_LOSSES = ("meansquarederror", "mse")
+
+
+def _target_scale(ctx: Context) -> tuple[float, str] | None:
+    """(RMS of the targets, how we know it): from the logged label statistics, or,
+    without them, from a regression loss that says how far predictions miss."""
     mean_series = ctx.s(tags.LABEL_MEAN)
     variance_series = ctx.s(tags.LABEL_VARIANCE)
-    if mean_series is None or variance_series is None:
+    if mean_series is not None and variance_series is not None:
+        mean, variance = median(mean_series), median(variance_series)
+        if mean is None or variance is None or variance < 0:
+            return None
+        return math.sqrt(mean * mean + variance), (
+            f"The regression targets have mean {fmt_num(mean)} and std "
+            f"{fmt_num(math.sqrt(variance))} (from the logged label statistics)"
+        )
+    loss_name = normalize_name(ctx.card.get("loss"))
+    if ctx.loss is None or not loss_name:
         return None
-    mean, variance = median(mean_series), median(variance_series)
-    if mean is None or variance is None or variance < 0:
+    level = median(ctx.loss[ctx.stalled])
+    if level is None or level <= 0:
         return None
-    rms = math.sqrt(mean * mean + variance)
+    if loss_name in _ABSOLUTE_ERROR_LOSSES:
+        scale, unit = level, "by"
+    elif loss_name in _SQUARED_ERROR_LOSSES:
+        scale, unit = math.sqrt(level), "by about"
+    else:
+        return None
+    return scale, (
+        f"The {ctx.card.get('loss')} loss stays around {fmt_num(level)}: predictions miss the "
+        f"targets {unit} {fmt_num(scale)} on average, the scale of the targets themselves (read "
+        "from the loss; no target statistics were logged)"
+    )
+
+
+@detector("unscaled_targets", needs_callback=False)
+def unscaled_targets(ctx: Context) -> Finding | None:
+    if not ctx.any_stall or ctx.classifier:
+        return None
+    measured = _target_scale(ctx)
+    if measured is None:
+        return None
+    rms, described = measured
     if rms < UNSCALED_TARGET_RMS:
         return None
     activation = ctx.card.get("output_activation")
@@ -461,14 +497,15 @@ def unscaled_targets(ctx: Context) -> Finding | None:
         return None  # a bounded output: loss_output_mismatch says the targets are out of reach
     epochs = ctx.epochs_of(ctx.stalled)
     confidence = min(0.9, 0.6 + 0.1 * math.log10(rms / UNSCALED_TARGET_RMS))
+    if not ctx.is_callback or ctx.s(tags.LABEL_MEAN) is None:
+        confidence -= 0.15  # inferred from the loss, not measured
     return Finding(
         code="unscaled_targets",
         severity=SEVERITY_ERROR,
         confidence=confidence,
         epochs=epochs,
         evidence=(
-            f"The regression targets have mean {fmt_num(mean)} and std "
-            f"{fmt_num(math.sqrt(variance))} (from the logged label statistics), while a freshly "
+            f"{described}, while a freshly "
             "initialised output layer predicts values near 0: the loss is dominated by the "
             "target scale, and each step moves the prediction by about the learning rate, so "
             f"the loss stalled in epochs {fmt_epochs(epochs)}."

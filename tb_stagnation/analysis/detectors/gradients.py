@@ -90,6 +90,8 @@ def exploding_gradients(ctx: Context) -> Finding | None:
     confidence = 0.0
     layers: list[str] = []
 
+    if ctx.data_nonfinite:
+        return None  # NaN gradients of NaN data: nonfinite_data says it
     nonfinite_share = ctx.s(tags.GRAD_NONFINITE_FRACTION)
     grad_norm_raw = ctx.scalars.get(tags.GRAD_GLOBAL_NORM)
     nonfinite = np.zeros(ctx.n, dtype=bool)

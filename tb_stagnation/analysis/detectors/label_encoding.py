@@ -63,6 +63,9 @@ MISMATCH_EXPLAINS = (
     "vanishing_gradients",
     "nonfinite_loss",
     "overfit_failure",
+    # An output that cannot change passes (nearly) no gradient: the steps are
+    # tiny whatever the rate.
+    "learning_rate_too_small",
 )
 
 

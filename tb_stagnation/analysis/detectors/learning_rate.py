@@ -12,7 +12,13 @@ import numpy as np
 from tb_stagnation.analysis.context import Context
 from tb_stagnation.analysis.findings import SEVERITY_ERROR, Finding, detector
 from tb_stagnation.analysis.series import finite_max, fmt_epochs, fmt_num, fmt_pct, median
-from tb_stagnation.analysis.stall import KIND_DIVERGENCE, KIND_OSCILLATION, KIND_PLATEAU
+from tb_stagnation.analysis.baselines import learning_rate_reference_text
+from tb_stagnation.analysis.stall import (
+    KIND_DIVERGENCE,
+    KIND_OSCILLATION,
+    KIND_PLATEAU,
+    ZONE_BAD,
+)
 from tb_stagnation.summary import tags
 
 # "Far below the default": <= 1/100 of Keras's default rate for the optimizer
@@ -35,6 +41,12 @@ KERAS_ONLY_REFERENCE_LR = 0.01
 # >= 80% of steps falling is the "tiny steps" shape (our choice).
 CREEP_SHARE = 0.8
 ZERO_GRADIENT = 1e-20
+
+
+# Rates are logged as float32: Adam(1e-2) reads 0.0099999998 and 1e-3 reads
+# 0.0010000000475. Ratios are compared with this much slack so that a rate
+# set to exactly 10x or 1/10 of the reference counts as such.
+RATIO_SLACK = 1.01
 
 
 def _windows_mask(ctx: Context, kinds: tuple[str, ...]) -> np.ndarray:
@@ -106,17 +118,12 @@ def learning_rate_too_small(ctx: Context) -> Finding | None:
         value = median(lr[plateau]) if lr is not None else _card_lr(ctx)
         if value is not None and value >= 0:
             ref = reference if reference is not None else ctx.default_lr
-            if value <= LR_SMALL_RATIO * ref:
+            if value <= LR_SMALL_RATIO * ref * RATIO_SLACK:
                 confidence = 0.8 if ctx.is_callback else 0.65
-            elif value <= LR_SOMEWHAT_SMALL_RATIO * ref:
+            elif value <= LR_SOMEWHAT_SMALL_RATIO * ref * RATIO_SLACK:
                 confidence = 0.45 if ctx.is_callback else 0.35
             if confidence:
-                optimizer = ctx.optimizer_class or "the optimizer"
-                default_text = (
-                    f"{fmt_num(ref)}, Keras's default for {optimizer}"
-                    if ctx.is_callback
-                    else f"{fmt_num(ref)}, Keras's Adam default"
-                )
+                default_text = learning_rate_reference_text(ctx.optimizer_class)
                 parts.append(f"the learning rate is {fmt_num(value)} (vs {default_text})")
     per_step = _per_step_update(ctx, epochs_mask)
     lr_known = lr is not None or _card_lr(ctx) is not None
@@ -126,8 +133,14 @@ def learning_rate_too_small(ctx: Context) -> Finding | None:
                 f"each step moves the weights by ~{fmt_num(per_step)} of their norm "
                 f"(healthy training: ~1e-3)"
             )
-            # With the rate unknown, tiny updates alone are a weaker hint.
-            confidence = confidence + 0.05 if confidence else 0.4
+            # With the rate unknown, tiny updates alone are a weaker hint; ten
+            # times below the bound, the measured step confirms a small rate.
+            if not confidence:
+                confidence = 0.4
+            elif per_step < UPDATE_RATIO_SMALL_PER_STEP / 10:
+                confidence += 0.15
+            else:
+                confidence += 0.05
     if not confidence:
         return None
     loss = ctx.loss
@@ -150,12 +163,66 @@ def learning_rate_too_small(ctx: Context) -> Finding | None:
         confidence=min(confidence, 0.95),
         epochs=epochs,
         evidence=f"In epochs {fmt_epochs(epochs)} {text}.",
+        # A model whose weights barely move from their initial values keeps the
+        # initial predictions: often one class for every input.
+        explains=("prediction_collapse", "class_imbalance"),
         fix=(
-            "Raise the learning rate (Keras defaults: Adam 1e-3, SGD 1e-2). If a schedule drove "
+            "Raise the learning rate (Keras defaults: Adam 1e-3, SGD 1e-2; Adadelta is meant "
+            "for 1.0). If a schedule drove "
             "it down, fix the decay or give it a floor (e.g. ReduceLROnPlateau(min_lr=1e-5), "
             "a decay that stops at 1e-5)."
         ),
     )
+
+
+# "The first epoch blew up": its loss at least 10x the constant-predictor loss.
+BLOW_UP_FACTOR = 10.0
+
+
+def _at_baseline(ctx: Context, mask: np.ndarray) -> bool:
+    """Whether most of the window sits in the stall detector's "bad" zone."""
+    zone = ctx.stall.zone
+    if zone is None or not mask.any():
+        return False
+    return float((zone[mask] == ZONE_BAD).mean()) >= 0.5
+
+
+# "Units die at once": a layer with at least this share of dead ReLUs.
+STRUCK_DEAD_SHARE = 0.9
+
+
+def _struck(ctx: Context, mask: np.ndarray) -> bool:
+    """Whether the window shows what one huge step does to a network: every input
+    given the same class (collapsed probe predictions, or an accuracy identical in
+    every epoch), or a layer of ReLUs that never fire."""
+    collapsed = ctx.collapsed_predictions()
+    if collapsed is not None and float(np.mean(collapsed[mask])) >= 0.5:
+        return True
+    dead = ctx.ls(tags.LAYER_DEAD_FRACTION)
+    if dead is not None:
+        shares = [median(dead[mask, i]) for i in range(dead.shape[1])]
+        if any(share is not None and share >= STRUCK_DEAD_SHARE for share in shares):
+            return True
+    if ctx.acc is not None and mask.sum() >= 3:
+        accuracy = ctx.acc[mask]
+        accuracy = accuracy[np.isfinite(accuracy)]
+        if accuracy.size >= 3 and float(np.ptp(accuracy)) <= 1e-7:
+            return True
+    return False
+
+
+def _first_epoch_blow_up(ctx: Context, mask: np.ndarray) -> tuple[float, float] | None:
+    """(first loss, its multiple of the constant-predictor loss) when the first
+    epoch, before the window, scored >= BLOW_UP_FACTOR x the baseline."""
+    constant = ctx.baselines.constant_loss
+    loss = ctx.loss
+    if loss is None or constant is None or constant <= 0 or not mask.any():
+        return None
+    before = loss[: int(np.flatnonzero(mask)[0]) + 1]
+    finite = before[np.isfinite(before)]
+    if finite.size == 0 or finite[0] < BLOW_UP_FACTOR * constant:
+        return None
+    return float(finite[0]), float(finite[0] / constant)
 
 
 @detector("learning_rate_too_large", needs_callback=False)
@@ -164,33 +231,59 @@ def learning_rate_too_large(ctx: Context) -> Finding | None:
     plateau = _windows_mask(ctx, (KIND_PLATEAU,))
     if not unstable.any() and not plateau.any():
         return None
-    reference = ctx.default_lr if ctx.is_callback else KERAS_ONLY_REFERENCE_LR
+    if ctx.data_nonfinite:
+        return None  # NaN in the data makes every loss NaN, whatever the rate
+    # A loss that was never finite never diverged from anywhere: only a rate
+    # far off (>= 10x) is worth naming then, not a "somewhat large" one.
+    never_finite = ctx.loss is not None and not np.isfinite(ctx.loss).any()
+    # With the optimizer known (the callback's card, or the config Keras logged)
+    # its own rate is the reference; otherwise SGD's, the larger default.
+    known = ctx.is_callback or ctx.optimizer_class is not None
+    reference = ctx.default_lr if known else KERAS_ONLY_REFERENCE_LR
     lr = ctx.lr
     mask = unstable if unstable.any() else plateau
     last = int(np.flatnonzero(mask)[-1])
     value = finite_max(lr[: last + 1]) if lr is not None else _card_lr(ctx)
     confidence = 0.0
     parts = []
+    at_baseline = _at_baseline(ctx, mask)
     if value is not None and value > 0:
-        ratio = value / reference
+        ratio = value / reference * RATIO_SLACK
         if unstable.any():
             if ratio >= LR_LARGE_RATIO:
                 confidence = 0.85 if ctx.is_callback else 0.65
                 if ratio >= 10 * LR_LARGE_RATIO:
                     confidence += 0.05
-            elif ratio >= LR_SOMEWHAT_LARGE_RATIO:
+            elif ratio >= LR_SOMEWHAT_LARGE_RATIO and not never_finite:
                 confidence = 0.5 if ctx.is_callback else 0.4
         elif ratio >= 10 * LR_LARGE_RATIO:
             # A huge step can also end in a flat loss: units die or saturate at once.
             confidence = 0.6 if ctx.is_callback else 0.45
+        elif ratio >= LR_LARGE_RATIO and at_baseline and _struck(ctx, mask):
+            # 10x the working rate and a flat loss back at the baseline: the first
+            # steps threw the model there (dead ReLUs, one class for every input).
+            confidence = 0.55 if ctx.is_callback else 0.4
         if confidence:
-            optimizer = ctx.optimizer_class or "the optimizer"
-            default_text = (
-                f"{fmt_num(ratio, 2)}x Keras's default {fmt_num(reference)} for {optimizer}"
-                if ctx.is_callback
-                else f"{fmt_num(ratio, 2)}x SGD's default {fmt_num(reference)}"
+            reference_text = (
+                learning_rate_reference_text(ctx.optimizer_class)
+                if known
+                else f"{fmt_num(reference)}, SGD's default"
             )
-            parts.append(f"the learning rate is {fmt_num(value)} ({default_text})")
+            parts.append(
+                f"the learning rate is {fmt_num(value)} "
+                f"({fmt_num(value / reference, 2)}x {reference_text})"
+            )
+    blow_up = _first_epoch_blow_up(ctx, mask)
+    # A first epoch far above the baseline also comes from unscaled inputs or a
+    # mismatched output: it supports a large rate, it never names one alone.
+    if blow_up is not None and at_baseline and confidence:
+        first_loss, times = blow_up
+        parts.append(
+            f"the first epoch's loss was {fmt_num(first_loss)}, {fmt_num(times, 2)}x the loss "
+            "of a constant predictor: the first steps overshot, and the loss fell back to the "
+            "baseline and stayed there"
+        )
+        confidence += 0.05
     per_step = _per_step_update(ctx, mask)
     if per_step is not None and per_step > UPDATE_RATIO_LARGE_PER_STEP:
         parts.append(

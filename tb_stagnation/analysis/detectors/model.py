@@ -14,6 +14,7 @@ from tb_stagnation.analysis.findings import (
     detector,
 )
 from tb_stagnation.analysis.series import fmt_names, fmt_num, fmt_pct, median
+from tb_stagnation.analysis.stall import NEGATIVE_CROSSENTROPY
 from tb_stagnation.summary import tags
 
 # Output ranges of bounded activations; regression targets outside them can
@@ -55,7 +56,34 @@ def _from_logits(card: dict) -> bool | None:
     return None
 
 
-@detector("loss_output_mismatch")
+def _negative_crossentropy_fix(ctx: Context) -> str:
+    accuracy = ctx.acc[np.isfinite(ctx.acc)] if ctx.acc is not None else np.array([])
+    if accuracy.size and float(np.max(accuracy)) <= 0.01:
+        # Not one label equals a predicted class: the labels are measured values.
+        return (
+            "An accuracy of 0 says no label is a class the model can predict: these are "
+            "regression targets. Use a linear output (Dense(1), no activation) with "
+            "loss='mean_squared_error', and standardise the targets if they are large."
+        )
+    return (
+        "Give the loss the labels it expects: one sigmoid unit with binary_crossentropy for "
+        "0/1 labels; Dense(K, activation='softmax') with sparse_categorical_crossentropy for "
+        "class ids 0..K-1; a linear output with mean_squared_error for measured values."
+    )
+
+
+def _negative_crossentropy(ctx: Context, family: str | None) -> tuple[int, float] | None:
+    """(epoch, loss) of the first epoch whose cross-entropy is below zero."""
+    if family not in ("categorical", "binary") or ctx.loss is None:
+        return None
+    with np.errstate(invalid="ignore"):
+        below = np.flatnonzero(ctx.loss < NEGATIVE_CROSSENTROPY)
+    if below.size == 0:
+        return None
+    return int(ctx.epochs[below[0]]), float(ctx.loss[below[0]])
+
+
+@detector("loss_output_mismatch", needs_callback=False)
 def loss_output_mismatch(ctx: Context) -> Finding | None:
     card = ctx.card
     if not card:
@@ -112,6 +140,17 @@ def loss_output_mismatch(ctx: Context) -> Finding | None:
     encoding = label_encoding.finding(ctx)
     if encoding is not None:
         return encoding
+    negative = _negative_crossentropy(ctx, family)
+    if negative is not None:
+        epoch, value = negative
+        return finding(
+            0.9,
+            f"The {loss} loss is {fmt_num(value)} at epoch {epoch}: a cross-entropy cannot be "
+            "negative for labels in [0, 1], so the labels lie outside what the loss expects "
+            "(class ids 0..K-1 or raw values fed to a binary or one-hot loss). The falling "
+            "loss is not learning; the accuracy shows what the model really does.",
+            _negative_crossentropy_fix(ctx),
+        )
     from_logits = _from_logits(card)
     # Only an activation the card names: None means the callback could not see
     # it (a subclassed call, a Lambda), and "add a softmax" would then apply it twice.
@@ -198,7 +237,7 @@ def _trainable_part_updates(ctx: Context, frozen_idx: list[int]) -> bool:
     return bool(values) and max(values) / steps >= TRAINABLE_UPDATE_PER_STEP
 
 
-@detector("frozen_layers")
+@detector("frozen_layers", needs_callback=False)
 def frozen_layers(ctx: Context) -> Finding | None:
     card = ctx.card
     layers = ctx.layers
@@ -314,7 +353,7 @@ def _dropouts(card: dict) -> list[dict]:
     return out
 
 
-@detector("dropout_too_high")
+@detector("dropout_too_high", needs_callback=False)
 def dropout_too_high(ctx: Context) -> Finding | None:
     high = [d for d in _dropouts(ctx.card) if float(d["rate"]) >= DROPOUT_HIGH]
     if not high:
@@ -342,7 +381,7 @@ def dropout_too_high(ctx: Context) -> Finding | None:
         epochs=epochs,
         layers=[str(d.get("name")) for d in high],
         evidence=(
-            f"Dropout near 1 ({described}, from the model card): in training only "
+            f"Dropout near 1 ({described}): in training only "
             f"{fmt_pct(1 - worst)} of the units pass their signal at each step, so the "
             "network sees mostly noise. Keras's rate is the share dropped, not the share kept."
         ),

@@ -5,12 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tb_stagnation.analysis.context import Context
-from tb_stagnation.analysis.findings import (
-    SEVERITY_ERROR,
-    SEVERITY_WARNING,
-    Finding,
-    detector,
-)
+from tb_stagnation.analysis.findings import SEVERITY_ERROR, Finding, detector
 from tb_stagnation.analysis.series import column_medians, fmt_epochs, fmt_pct
 from tb_stagnation.summary import tags
 
@@ -68,8 +63,9 @@ def dead_units(ctx: Context) -> Finding | None:
         severity = SEVERITY_ERROR
         confidence = 0.55
     else:
-        severity = SEVERITY_WARNING
-        confidence = 0.3
+        # Units that never fire on the probe while the loss keeps improving
+        # stop nothing: saying so on healthy training is noise.
+        return None
     grad_text = ""
     grads = ctx.ls(tags.LAYER_GRAD_NORM)
     if grads is not None and blocking:
@@ -124,8 +120,7 @@ def saturated_activations(ctx: Context) -> Finding | None:
         severity = SEVERITY_ERROR
         confidence = 0.75 if max(s for _, s in rows) >= 0.9 else 0.6
     else:
-        severity = SEVERITY_WARNING
-        confidence = 0.3
+        return None  # saturated but learning: nothing stalled, nothing to report
     return Finding(
         code="saturated_activations",
         severity=severity,

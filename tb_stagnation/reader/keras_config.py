@@ -1,0 +1,216 @@
+"""A model card (summary/FORMAT.md) from the model config Keras's own callback logs.
+
+`keras.callbacks.TensorBoard(write_graph=True)`, its default, writes at step 0
+of `train/` a blob (plugin `graph_keras_model`, tag `keras`) holding
+`model.to_json()` for Sequential and functional models: every layer's class,
+units, activation, initialisers, dropout rate and `trainable` flag, and, once
+compiled, a `compile_config` with the optimizer (class and config), the loss
+and the metrics. This module turns that JSON into the fields of our model card
+that the static checks read, so a plain-Keras past run gets the same
+`loss_output_mismatch`, `frozen_layers`, `dropout_too_high` and learning-rate
+checks as a run logged by StagnationCallback.
+
+What the config does not hold stays absent: parameter counts (they need the
+input shapes), the labels, anything measured during training.
+
+Pure Python; no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+# The card's `source` for a card built here: findings say their evidence
+# comes from the logged Keras config.
+CARD_SOURCE = "keras_config"
+
+# Layer classes whose config holds nested layers (a Sequential head inside a
+# functional model, a model used as a layer).
+_CONTAINERS = ("Sequential", "Functional", "Model")
+# Layer classes that apply an activation by their type.
+_ACTIVATION_TYPES = {"ReLU": "relu", "Softmax": "softmax", "LeakyReLU": "leaky_relu", "ELU": "elu"}
+# Nesting deeper than this is a hostile or broken config, not a model.
+_MAX_DEPTH = 16
+
+
+def _snake(name: str) -> str:
+    """Keras class names to the snake_case names Keras strings use:
+    "SparseCategoricalCrossentropy" -> "sparse_categorical_crossentropy"."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def _name_of(obj: Any) -> str | None:
+    """A registered Keras object's name: "relu", or the class of a serialised one."""
+    if isinstance(obj, str):
+        return obj
+    if isinstance(obj, dict):
+        config = obj.get("config")
+        if isinstance(config, dict) and isinstance(config.get("name"), str) and obj.get(
+            "class_name"
+        ) in ("function", "Activation"):
+            return config["name"]
+        if isinstance(obj.get("class_name"), str):
+            return obj["class_name"]
+    return None
+
+
+def _activation(layer: dict) -> str | None:
+    by_type = _ACTIVATION_TYPES.get(str(layer.get("class_name")))
+    if by_type:
+        return by_type
+    config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+    name = _name_of(config.get("activation"))
+    return name.lower() if isinstance(name, str) else None
+
+
+def _flatten(layers: Any, frozen_above: bool, depth: int = 0) -> list[dict]:
+    """Leaf layers in config order; a container's trainable=False freezes its leaves."""
+    out: list[dict] = []
+    if not isinstance(layers, list) or depth > _MAX_DEPTH:
+        return out
+    for layer in layers:
+        if not isinstance(layer, dict):
+            continue
+        config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+        frozen = frozen_above or config.get("trainable") is False
+        if layer.get("class_name") in _CONTAINERS or isinstance(config.get("layers"), list):
+            out.extend(_flatten(config.get("layers"), frozen, depth + 1))
+            continue
+        out.append({**layer, "_frozen": frozen})
+    return out
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _optimizer(compile_config: dict) -> dict | None:
+    optimizer = compile_config.get("optimizer")
+    if isinstance(optimizer, str):
+        return {"class": optimizer}
+    if not isinstance(optimizer, dict):
+        return None
+    config = optimizer.get("config") if isinstance(optimizer.get("config"), dict) else {}
+    summary: dict[str, Any] = {"class": str(optimizer.get("class_name") or "")}
+    rate = config.get("learning_rate")
+    if isinstance(rate, dict):
+        summary["learning_rate_schedule"] = rate.get("class_name")
+        schedule = rate.get("config") if isinstance(rate.get("config"), dict) else {}
+        summary["learning_rate"] = _number(schedule.get("initial_learning_rate"))
+    else:
+        summary["learning_rate"] = _number(rate)
+    for key in ("momentum", "clipnorm", "clipvalue", "global_clipnorm"):
+        value = _number(config.get(key))
+        if value is not None:
+            summary[key] = value
+    return summary
+
+
+def _loss(compile_config: dict) -> tuple[str | None, bool]:
+    loss = compile_config.get("loss")
+    if isinstance(loss, dict) and "class_name" not in loss:
+        # One loss per output name: the first is the one the card describes.
+        loss = next(iter(loss.values()), None)
+    if isinstance(loss, list):
+        loss = loss[0] if loss else None
+    if isinstance(loss, str):
+        return loss, False
+    if isinstance(loss, dict):
+        config = loss.get("config") if isinstance(loss.get("config"), dict) else {}
+        name = loss.get("class_name")
+        if name == "function":
+            name = config.get("name")
+        from_logits = config.get("from_logits") is True
+        return (_snake(str(name)) if isinstance(name, str) else None), from_logits
+    return None, False
+
+
+def _task(loss: str | None, activation: str | None, width: int | None) -> str:
+    name = (loss or "").lower()
+    if "categorical" in name:
+        return "classification"
+    if "binary" in name or "hinge" in name:
+        return "binary"
+    if activation == "softmax" and (width or 0) >= 2:
+        return "classification"
+    if re.search(r"squared|absolute|huber|log_?cosh|poisson|mse|mae", name):
+        return "regression"
+    if activation == "sigmoid":
+        return "binary"
+    return "unknown"
+
+
+def model_card(model_json: Any) -> dict | None:
+    """The model-card fields derivable from `model.to_json()` (parsed), or None."""
+    if not isinstance(model_json, dict):
+        return None
+    config = model_json.get("config") if isinstance(model_json.get("config"), dict) else {}
+    leaves = _flatten(config.get("layers"), config.get("trainable") is False)
+    if not leaves:
+        return None
+    layers, dropout = [], []
+    width = None
+    output_activation = None
+    for leaf in leaves:
+        class_name = str(leaf.get("class_name") or "")
+        leaf_config = leaf.get("config") if isinstance(leaf.get("config"), dict) else {}
+        name = str(leaf_config.get("name") or class_name)
+        if class_name == "InputLayer":
+            continue
+        for kind in ("rate", "dropout", "recurrent_dropout"):
+            if kind == "rate" and "Dropout" not in class_name:
+                continue
+            rate = _number(leaf_config.get(kind))
+            if rate is not None and rate > 0:
+                dropout.append({"name": name, "type": class_name, "kind": kind, "rate": rate})
+        activation = _activation(leaf)
+        units = leaf_config.get("units", leaf_config.get("filters"))
+        if isinstance(units, int) and not isinstance(units, bool) and units > 0:
+            width = units
+            output_activation = activation
+        elif activation is not None and class_name in ("Activation", *_ACTIVATION_TYPES):
+            output_activation = activation  # an Activation layer after the last Dense
+        if "units" in leaf_config or "filters" in leaf_config or "kernel_initializer" in leaf_config:
+            initializer = _name_of(leaf_config.get("kernel_initializer"))
+            layers.append(
+                {
+                    "name": name,
+                    "type": class_name,
+                    "activation": activation,
+                    "trainable": not leaf["_frozen"] and leaf_config.get("trainable") is not False,
+                    "kernel_initializer": initializer,
+                }
+            )
+    compile_config = model_json.get("compile_config")
+    compile_config = compile_config if isinstance(compile_config, dict) else {}
+    loss, from_logits = _loss(compile_config)
+    output_name = layers[-1]["name"] if layers else None
+    card: dict[str, Any] = {
+        "source": CARD_SOURCE,
+        "model_class": str(model_json.get("class_name") or ""),
+        "loss": loss,
+        "optimizer": _optimizer(compile_config),
+        "output_shape": [None, width] if width else None,
+        "output_activation": output_activation,
+        "outputs": [
+            {
+                "name": output_name,
+                "shape": [None, width] if width else None,
+                "activation": output_activation,
+                "loss": loss,
+                "from_logits": from_logits,
+            }
+        ],
+        "task": _task(loss, output_activation, width),
+        "num_classes": width if width and width >= 2 else (2 if width == 1 else None),
+        "layers": layers,
+        "dropout": dropout,
+    }
+    if layers and all(layer["trainable"] is False for layer in layers):
+        card["trainable_params"] = 0
+    return card

@@ -1,0 +1,87 @@
+"""The diagnosis on the field-case corpus: real trainings reproducing public
+threads and issues where a Keras model's loss or accuracy stayed flat, with
+their healthy twins (tests/field_cases).
+
+The whole corpus is trained once (two processes), with StagnationCallback and
+keras.callbacks.TensorBoard on the same log_dir, then scored twice: from the
+callback's data, and from what Keras's callback alone wrote (a copy of each
+run without our folder). CI fails when a score drops below its floor
+(field_cases/score.py FLOORS), when a report computes class statistics for
+labels that are no classes, or when a report states a number the logs
+contradict.
+
+Set TB_STAGNATION_CORPUS_LOGDIR to a folder that `python -m field_cases.score
+--train` filled to score saved logs instead of training again.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from field_cases import score
+from field_cases.corpus import all_cases
+from field_cases.evidence import contradictions
+
+pytestmark = pytest.mark.slow
+
+CASES = all_cases()
+
+
+@pytest.fixture(scope="module")
+def corpus_logdir(tmp_path_factory):
+    pytest.importorskip("tensorflow")
+    saved = os.environ.get("TB_STAGNATION_CORPUS_LOGDIR")
+    if saved:
+        return saved
+    root = str(tmp_path_factory.mktemp("field_cases"))
+    trained = score.train_all(root, CASES, jobs=2)
+    failed = {name: summary["error"] for name, summary in trained.items() if "error" in summary}
+    assert not failed, f"field cases failed to train: {failed}"
+    return root
+
+
+@pytest.fixture(scope="module")
+def scores(corpus_logdir):
+    result = score.score_all(corpus_logdir, CASES)
+    score.print_scores(result, CASES)  # shown with pytest -s, and in CI's log on failure
+    return result
+
+
+def test_corpus_is_large_and_varied_enough():
+    stalled = [case for case in CASES if case.stalled]
+    twins = [case for case in CASES if case.twin_of]
+    assert len(stalled) >= 40, len(stalled)
+    assert len(twins) >= 12, len(twins)
+    names = {case.name for case in CASES}
+    assert all(case.twin_of in names for case in twins)
+    assert all(case.url.startswith(("http://", "https://")) for case in CASES)
+
+
+def test_scores_do_not_drop_below_their_floors(scores):
+    failures = score.below_floor(scores)
+    assert not failures, "; ".join(failures)
+
+
+def test_no_false_alarm_on_a_healthy_twin(scores):
+    alarms = [s.case for s in scores["callback"] if s.false_alarm]
+    assert not alarms, alarms
+
+
+@pytest.mark.parametrize("source", score.SOURCES)
+def test_every_report_agrees_with_the_logs(corpus_logdir, source):
+    from tb_stagnation.analysis.report import analyze_run
+    from tb_stagnation.reader.logdir import open_logdir
+
+    problems = {}
+    for case in CASES:
+        path = os.path.join(corpus_logdir, source, case.name)
+        if not os.path.isdir(path):
+            score.keras_only_copy(os.path.join(corpus_logdir, "callback", case.name), path)
+        with open_logdir(path) as logs:
+            runs = logs.read_runs(logs.list_runs())
+        assert len(runs) == 1, (case.name, [run.name for run in runs])
+        found = contradictions(analyze_run(runs[0]), runs[0])
+        if found:
+            problems[case.name] = found
+    assert not problems, problems
