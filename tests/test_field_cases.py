@@ -70,18 +70,35 @@ def test_no_false_alarm_on_a_healthy_twin(scores):
 
 @pytest.mark.parametrize("source", score.SOURCES)
 def test_every_report_agrees_with_the_logs(corpus_logdir, source):
-    from tb_stagnation.analysis.report import analyze_run
-    from tb_stagnation.reader.logdir import open_logdir
-
+    read = score.read_source(corpus_logdir, source, CASES)
+    assert set(read) == {case.name for case in CASES}
     problems = {}
-    for case in CASES:
-        path = os.path.join(corpus_logdir, source, case.name)
-        if not os.path.isdir(path):
-            score.keras_only_copy(os.path.join(corpus_logdir, "callback", case.name), path)
-        with open_logdir(path) as logs:
-            runs = logs.read_runs(logs.list_runs())
-        assert len(runs) == 1, (case.name, [run.name for run in runs])
-        found = contradictions(analyze_run(runs[0]), runs[0])
+    for name, (report, run) in read.items():
+        found = contradictions(report, run)
         if found:
-            problems[case.name] = found
+            problems[name] = found
     assert not problems, problems
+
+
+def test_the_evidence_check_catches_what_the_logs_contradict():
+    from analysis_helpers import card, make_run
+
+    from tb_stagnation.analysis.report import analyze_run
+
+    run = make_run([0.6931] * 8, acc=[0.5] * 8, lr=1e-7, counts=[5, 5], model_card=card(width=2))
+    report = analyze_run(run)
+    assert contradictions(report, run) == []
+    forged = dict(report, stalled_epochs=report["stalled_epochs"] + [99])
+    forged["findings"] = [
+        dict(report["findings"][0], evidence="In epochs 0-7 the learning rate is 0.01."),
+        dict(report["findings"][0], evidence="The loss is 0.2 at epoch 3; accuracy is exactly 0.9"),
+    ]
+    found = contradictions(forged, run)
+    assert any("stalled epoch 99" in problem for problem in found)
+    assert any("learning rate 0.01" in problem for problem in found)
+    assert any("loss 0.2 at epoch 3" in problem for problem in found)
+    assert any("accuracy 0.9" in problem for problem in found)
+    regression = make_run([1.0] * 8, model_card=card(loss="mse", width=1, task="regression"))
+    claim = dict(analyze_run(regression))
+    claim["findings"] = [dict(forged["findings"][0], evidence="All labels are class 1 (of 2).")]
+    assert any("no classes" in problem for problem in contradictions(claim, regression))

@@ -85,7 +85,12 @@ def test_plain_keras_runs_are_mapped_to_our_tags(tmp_path, use_data_server):
         tags.LEARNING_RATE,
     ):
         assert np.isfinite(run.scalar(tag)).all(), tag
-    assert run.layer_stats == {} and run.model_card is None
+    assert run.layer_stats == {}
+    # The model config Keras logs (write_graph=True) becomes a model card.
+    card = run.model_card
+    assert card["source"] == "keras_config" and card["loss"] == "binary_crossentropy"
+    assert card["output_activation"] == "sigmoid" and card["output_shape"] == [None, 1]
+    assert card["optimizer"]["class"] == "SGD"
 
 
 @pytest.mark.parametrize("use_data_server", LOADERS)

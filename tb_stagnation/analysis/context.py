@@ -353,7 +353,7 @@ class Context:
 
     @property
     def default_lr(self) -> float:
-        """The learning rate the run's optimizer is designed for (baselines.working_learning_rate)."""
+        """The rate the run's optimizer is designed for (baselines.working_learning_rate)."""
         return baselines.working_learning_rate(self.optimizer_class)
 
     @property

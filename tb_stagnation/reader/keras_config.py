@@ -47,9 +47,11 @@ def _name_of(obj: Any) -> str | None:
         return obj
     if isinstance(obj, dict):
         config = obj.get("config")
-        if isinstance(config, dict) and isinstance(config.get("name"), str) and obj.get(
-            "class_name"
-        ) in ("function", "Activation"):
+        if (
+            isinstance(config, dict)
+            and isinstance(config.get("name"), str)
+            and obj.get("class_name") in ("function", "Activation")
+        ):
             return config["name"]
         if isinstance(obj.get("class_name"), str):
             return obj["class_name"]
@@ -175,7 +177,7 @@ def model_card(model_json: Any) -> dict | None:
             output_activation = activation
         elif activation is not None and class_name in ("Activation", *_ACTIVATION_TYPES):
             output_activation = activation  # an Activation layer after the last Dense
-        if "units" in leaf_config or "filters" in leaf_config or "kernel_initializer" in leaf_config:
+        if any(key in leaf_config for key in ("units", "filters", "kernel_initializer")):
             initializer = _name_of(leaf_config.get("kernel_initializer"))
             layers.append(
                 {

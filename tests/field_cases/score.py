@@ -172,24 +172,35 @@ def totals(scores: list[CaseScore]) -> dict:
     }
 
 
-def analyze_dir(path: str) -> dict | None:
-    from tb_stagnation.analysis.api import analyze
+def read_source(logdir: str, source: str, cases: list[FieldCase]) -> dict[str, tuple]:
+    """Per case: (report, RunData) of its run read as `source` ("callback": the
+    whole log_dir; "keras": Keras's folders alone). One reader for all runs."""
+    from tb_stagnation.analysis.report import analyze_run
+    from tb_stagnation.reader.logdir import open_logdir
 
-    runs = analyze(path)["runs"]
-    return runs[0] if runs else None
+    root = os.path.join(logdir, source)
+    for case in cases:
+        run_dir = os.path.join(logdir, "callback", case.name)
+        if source == "keras" and os.path.isdir(run_dir):
+            keras_only_copy(run_dir, os.path.join(root, case.name))
+    wanted = {case.name for case in cases}
+    with open_logdir(root) as logs:
+        names = [name for name in logs.list_runs() if name in wanted]
+        runs = logs.read_runs(names)
+    return {run.name: (analyze_run(run), run) for run in runs}
 
 
 def score_all(logdir: str, cases: list[FieldCase]) -> dict[str, list[CaseScore]]:
     out: dict[str, list[CaseScore]] = {source: [] for source in SOURCES}
-    for case in cases:
-        run_dir = os.path.join(logdir, "callback", case.name)
-        keras_dir = os.path.join(logdir, "keras", case.name)
-        if not os.path.isdir(run_dir):
-            print(f"missing: {case.name} (not trained)", file=sys.stderr)
-            continue
-        keras_only_copy(run_dir, keras_dir)
-        for source, path in (("callback", run_dir), ("keras", keras_dir)):
-            report = analyze_dir(path) or {"findings": [], "stalled_epochs": [], "healthy": True}
+    empty = {"findings": [], "stalled_epochs": [], "healthy": True}
+    for source in SOURCES:
+        read = read_source(logdir, source, cases)
+        for case in cases:
+            if case.name not in read:
+                print(f"missing: {case.name} ({source})", file=sys.stderr)
+                report = empty
+            else:
+                report = read[case.name][0]
             out[source].append(score_report(case, report, source))
     return out
 

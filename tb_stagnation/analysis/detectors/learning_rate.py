@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from tb_stagnation.analysis.baselines import (
+    default_learning_rate,
+    learning_rate_reference_text,
+    working_learning_rate,
+)
 from tb_stagnation.analysis.context import Context
 from tb_stagnation.analysis.findings import SEVERITY_ERROR, Finding, detector
 from tb_stagnation.analysis.series import finite_max, fmt_epochs, fmt_num, fmt_pct, median
-from tb_stagnation.analysis.baselines import learning_rate_reference_text
 from tb_stagnation.analysis.stall import (
     KIND_DIVERGENCE,
     KIND_OSCILLATION,
@@ -47,6 +51,18 @@ ZERO_GRADIENT = 1e-20
 # 0.0010000000475. Ratios are compared with this much slack so that a rate
 # set to exactly 10x or 1/10 of the reference counts as such.
 RATIO_SLACK = 1.01
+
+
+def _designed_rate_hint(ctx: Context) -> str:
+    """"; Adadelta is meant for 1.0" when the run's optimizer is designed for a rate
+    other than its Keras default."""
+    optimizer = ctx.optimizer_class
+    if optimizer is None:
+        return ""
+    working = working_learning_rate(optimizer)
+    if working == default_learning_rate(optimizer):
+        return ""
+    return f"; {optimizer} is meant for {fmt_num(working)}"
 
 
 def _windows_mask(ctx: Context, kinds: tuple[str, ...]) -> np.ndarray:
@@ -167,8 +183,9 @@ def learning_rate_too_small(ctx: Context) -> Finding | None:
         # initial predictions: often one class for every input.
         explains=("prediction_collapse", "class_imbalance"),
         fix=(
-            "Raise the learning rate (Keras defaults: Adam 1e-3, SGD 1e-2; Adadelta is meant "
-            "for 1.0). If a schedule drove "
+            "Raise the learning rate (Keras defaults: Adam 1e-3, SGD 1e-2"
+            + _designed_rate_hint(ctx)
+            + "). If a schedule drove "
             "it down, fix the decay or give it a floor (e.g. ReduceLROnPlateau(min_lr=1e-5), "
             "a decay that stops at 1e-5)."
         ),
