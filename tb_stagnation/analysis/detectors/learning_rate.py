@@ -54,7 +54,7 @@ RATIO_SLACK = 1.01
 
 
 def _designed_rate_hint(ctx: Context) -> str:
-    """ "; Adadelta is meant for 1.0" when the run's optimizer is designed for a rate
+    """The "; Adadelta is meant for 1.0" of the fix when the run's optimizer is designed for a rate
     other than its Keras default."""
     optimizer = ctx.optimizer_class
     if optimizer is None:
