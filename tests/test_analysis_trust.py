@@ -317,3 +317,27 @@ def test_adadelta_at_keras_3_default_rate_is_too_small():
     assert top["code"] == "learning_rate_too_small"
     assert "designed for" in top["evidence"]
     assert math.isclose(report["baselines"]["constant_loss"], math.log(10), rel_tol=1e-3)
+
+
+def test_inputs_never_centred_that_saturate_the_first_layer_are_unscaled():
+    # Raw iris-like features (mean 3.5, std 2, max 7.9) into a tanh layer that saturates.
+    layers = [
+        {"name": "hidden", "type": "Dense", "activation": "tanh", "trainable": True,
+         "params": 40, "trainable_params": 40},
+        {"name": "out", "type": "Dense", "activation": "softmax", "trainable": True,
+         "params": 27, "trainable_params": 27},
+    ]  # fmt: skip
+    scalars = {tags.INPUT_MAX_ABS: 7.9, tags.INPUT_MEAN: 3.46, tags.INPUT_STD: 2.04}
+    saturated = np.tile([0.8, 0.0], (10, 1))
+    run = make_run(
+        [1.0986] * 10,
+        acc=[0.33] * 10,
+        counts=[1, 1, 1],
+        model_card=card(layers=layers),
+        scalars=scalars,
+        layer_stats={tags.LAYER_SATURATED_FRACTION: saturated},
+    )
+    assert analyzed(run)["findings"][0]["code"] == "unscaled_inputs"
+    # The same inputs centred (a standardised set) are not called unscaled.
+    run.scalars[tags.INPUT_MEAN] = np.zeros(10)
+    assert "unscaled_inputs" not in codes(analyzed(run))

@@ -38,11 +38,19 @@ GOALS = {
     },
     "keras": {"recall": 0.90, "false_alarms": 0.0, "top3": 0.90},
 }
-# What CI holds the corpus to: the scores measured when the corpus last changed
-# (a ratchet: no diagnosis may get worse). Rates; false alarms are a maximum.
+# What CI holds the corpus to (rates; false alarms are a maximum).
 FLOORS = {
-    "callback": {"recall": 1.0, "false_alarms": 0.0, "top1": 0.85, "top3": 0.9, "precision": 0.95},
-    "keras": {"recall": 0.8, "false_alarms": 0.1, "top3": 0.7, "precision": 0.9},
+    # The issue's targets themselves: the corpus meets them, and training is
+    # repeatable here (two trainings of the same cases gave identical histories).
+    "callback": {
+        "recall": 0.95,
+        "false_alarms": 0.0,
+        "top1": 0.85,
+        "top3": 0.95,
+        "precision": 0.95,
+    },
+    # Plain-Keras runs fall short of issue 13's targets; these hold what they reach.
+    "keras": {"recall": 0.85, "false_alarms": 0.03, "top3": 0.75, "precision": 0.95},
 }
 
 

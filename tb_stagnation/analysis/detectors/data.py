@@ -30,9 +30,10 @@ CONSTANT_RELATIVE_STD = 1e-6
 UNSCALED_MAX_ABS = 100.0
 UNSCALED_STRONG_MAX_ABS = 1e4
 
-# Smaller magnitudes (|x| >= 10, e.g. raw ages, a feature in [-100, 100]) count
-# when they do what unscaled inputs do: saturate at least half of the first
-# layer's sigmoid/tanh units during the stall.
+# Smaller magnitudes (|x| >= 10, e.g. raw ages, a feature in [-100, 100]; or
+# inputs whose mean exceeds their spread, never centred) count when they do
+# what unscaled inputs do: saturate at least half of the first layer's
+# sigmoid/tanh units during the stall.
 UNSCALED_SATURATING_MAX_ABS = 10.0
 FIRST_LAYER_SATURATED = 0.5
 
@@ -251,20 +252,28 @@ def unscaled_inputs(ctx: Context) -> Finding | None:
         return None
     focus = ctx.focus()
     max_abs = median(max_abs_series[focus]) or median(max_abs_series)
-    if max_abs is None or max_abs < UNSCALED_SATURATING_MAX_ABS:
+    if max_abs is None:
+        return None
+    std = median(ctx.s(tags.INPUT_STD)) if ctx.s(tags.INPUT_STD) is not None else None
+    mean = median(ctx.s(tags.INPUT_MEAN)) if ctx.s(tags.INPUT_MEAN) is not None else None
+    # Not centred: the inputs' mean is at least their spread (standardised data
+    # has mean ~0 and std ~1; raw iris features: mean 3.5, std 2).
+    off_centre = mean is not None and std is not None and abs(mean) >= max(std, 1.0)
+    if max_abs < UNSCALED_SATURATING_MAX_ABS and not off_centre:
         return None
     first_saturated = _first_layer_share(ctx, tags.LAYER_SATURATED_FRACTION, focus)
     if max_abs < UNSCALED_MAX_ABS and not (
         ctx.any_stall and (first_saturated or 0.0) >= FIRST_LAYER_SATURATED
     ):
         return None
-    std = median(ctx.s(tags.INPUT_STD)) if ctx.s(tags.INPUT_STD) is not None else None
-    mean = median(ctx.s(tags.INPUT_MEAN)) if ctx.s(tags.INPUT_MEAN) is not None else None
     strong = max_abs >= UNSCALED_STRONG_MAX_ABS
     if ctx.any_stall:
         severity = SEVERITY_ERROR
         # Confidence grows with how far off the scale is: 0.6 at 1e2, 0.9 from 1e4.
         confidence = min(0.9, 0.6 + 0.15 * math.log10(max_abs / UNSCALED_MAX_ABS))
+        if (first_saturated or 0.0) >= FIRST_LAYER_SATURATED:
+            # The saturated first layer is the mechanism itself, observed.
+            confidence = max(confidence, 0.6)
         epochs = ctx.epochs_of(ctx.stalled)
     elif strong:
         severity = SEVERITY_WARNING
