@@ -82,8 +82,7 @@ def working_learning_rate(optimizer_class: Any) -> float:
 
 def learning_rate_reference_text(optimizer_class: Any) -> str:
     """How the evidence names `working_learning_rate` ("0.01, Keras's default for SGD")."""
-    from tb_stagnation.analysis.series import fmt_num
-
+    fmt_num = series.fmt_num
     rate = working_learning_rate(optimizer_class)
     name = optimizer_class if isinstance(optimizer_class, str) and optimizer_class else None
     if name is None:
@@ -208,7 +207,6 @@ def compute(run: RunData) -> Baselines:
     preflight = run.preflight if isinstance(run.preflight, dict) else {}
     not_classes = labels_outside_classes(family, preflight.get("labels"))
     if not_classes is not None and shares is not None:
-        shares, label_count = None, 0.0
         base = Baselines(class_shares=None, label_count=0.0, labels_are_classes=False)
         base.notes.append(
             f"No class statistics or baselines: {not_classes}, so they are not classes "
@@ -220,8 +218,6 @@ def compute(run: RunData) -> Baselines:
         # class_weight / sample weights change both the loss a constant predictor
         # scores and what the model should predict (a class-weighted model is
         # meant to score below the majority rate): judge from the curve.
-        base.class_shares = shares
-        base.label_count = label_count
         base.notes.append(
             "fit() used class_weight or sample weights: the loss and accuracy are not compared "
             "with the constant-predictor baselines, which assume unweighted labels."
