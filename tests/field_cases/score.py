@@ -276,6 +276,8 @@ def print_scores(scores: dict[str, list[CaseScore]], cases: list[FieldCase]) -> 
             f"top-1 {_fmt(t['top1'])}  top-3 {_fmt(t['top3'])}  "
             f"finding precision {_fmt(t['precision'])}"
         )
+        goals = ", ".join(f"{key} {value:g}" for key, value in GOALS[source].items())
+        print(f"  issue targets: {goals}")
 
 
 def main(argv: list[str] | None = None) -> int:
