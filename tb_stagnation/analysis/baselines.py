@@ -50,6 +50,14 @@ DEFAULT_LR_FALLBACK = 0.001
 # Keras 2 default was 0.01. Keras 3 gives both 1e-3, at which Adadelta barely
 # moves (keras-team/keras#13047). "Far below / above" is judged against this.
 _WORKING_LR = {"adadelta": 1.0, "adagrad": 0.01}
+# Rates are logged as float32: Adam(1e-2) reads 0.0099999998 and 1e-3 reads
+# 0.0010000000475. Ratios of a rate to a reference get this much slack, so a
+# rate set to exactly 10x or 1/10 of it counts as such.
+RATE_SLACK = 1.01
+# Regression losses whose value is the error in the targets' own units, or its
+# square: how far predictions miss can be read off them.
+_ABSOLUTE_ERROR_LOSSES = {"meanabsoluteerror", "mae", "huber", "logcosh"}
+_SQUARED_ERROR_LOSSES = {"meansquarederror", "mse"}
 
 # K for which a flat loss at ln K is recognised as "a uniform guess over K
 # classes" in runs without label statistics. Beyond 10 the ln K values crowd
@@ -72,6 +80,17 @@ def normalize_name(name: Any) -> str:
 def default_learning_rate(optimizer_class: Any) -> float:
     """Keras's default learning rate of an optimizer class name (1e-3 when unknown)."""
     return _DEFAULT_LR.get(normalize_name(optimizer_class), DEFAULT_LR_FALLBACK)
+
+
+def error_scale_of_loss(loss_name: Any, value: float) -> float | None:
+    """The typical prediction error a regression loss value implies (MAE: the
+    value; MSE: its square root), or None for other losses."""
+    name = normalize_name(loss_name)
+    if name in _ABSOLUTE_ERROR_LOSSES:
+        return value
+    if name in _SQUARED_ERROR_LOSSES:
+        return math.sqrt(value)
+    return None
 
 
 def working_learning_rate(optimizer_class: Any) -> float:

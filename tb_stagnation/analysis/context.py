@@ -262,16 +262,14 @@ class Context:
             return None
         rate = self.lr
         if rate is None:
-            optimizer = self.card.get("optimizer")
-            value = optimizer.get("learning_rate") if isinstance(optimizer, dict) else None
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if self.card_learning_rate is None:
                 return None
-            rate = np.full(self.n, float(value))
+            rate = np.full(self.n, self.card_learning_rate)
         reference = self.default_lr
+        slack = baselines.RATE_SLACK
         with np.errstate(invalid="ignore"):
-            # 1% slack: rates are logged as float32 (1e-5 reads 1.0000000e-05+).
-            return (rate >= EXTREME_RATE_RATIO * reference / 1.01) | (
-                rate <= reference / EXTREME_RATE_RATIO * 1.01
+            return (rate >= EXTREME_RATE_RATIO * reference / slack) | (
+                rate <= reference / EXTREME_RATE_RATIO * slack
             )
 
     # --- helpers for detectors --------------------------------------------
@@ -368,19 +366,56 @@ class Context:
         return float(steps) if steps and steps > 0 else None
 
     @property
-    def data_nonfinite(self) -> bool:
-        """Whether the logged input or label statistics are NaN/Inf in an epoch the
-        callback logged: then NaN losses and gradients come from the data."""
-        logged = np.zeros(self.n, dtype=bool)
-        for tag in (tags.BATCHES_SEEN, tags.GRAD_STEPS, tags.WEIGHT_GLOBAL_NORM):
+    def card_learning_rate(self) -> float | None:
+        """The learning rate the model card (or the logged Keras config) records."""
+        optimizer = self.card.get("optimizer")
+        value = optimizer.get("learning_rate") if isinstance(optimizer, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            return None
+        return float(value)
+
+    def logged_epochs(self) -> np.ndarray:
+        """Epochs where the callback wrote its per-epoch statistics."""
+        mask = np.zeros(self.n, dtype=bool)
+        for tag in (
+            tags.BATCHES_SEEN,
+            tags.GRAD_STEPS,
+            tags.WEIGHT_GLOBAL_NORM,
+            tags.LEARNING_RATE,
+        ):
             values = self.scalars.get(tag)
             if values is not None:
-                logged |= np.isfinite(values)
-        for tag in (tags.INPUT_MEAN, tags.INPUT_STD, tags.INPUT_MAX_ABS, tags.LABEL_MEAN):
+                mask |= np.isfinite(values)
+        return mask
+
+    def nonfinite_data_epochs(self) -> tuple[np.ndarray, list[str]]:
+        """Logged epochs whose input or label statistics are NaN/Inf, and which
+        of "inputs" / "labels" they concern."""
+        logged = self.logged_epochs()
+        bad = np.zeros(self.n, dtype=bool)
+        what: list[str] = []
+        for tag, label in (
+            (tags.INPUT_MEAN, "inputs"),
+            (tags.INPUT_STD, "inputs"),
+            (tags.INPUT_MAX_ABS, "inputs"),
+            (tags.LABEL_MEAN, "labels"),
+            (tags.LABEL_VARIANCE, "labels"),
+        ):
             values = self.scalars.get(tag)
-            if values is not None and (~np.isfinite(values) & logged).any():
-                return True
-        return False
+            if values is None:
+                continue
+            hit = ~np.isfinite(values) & logged
+            if hit.any():
+                bad |= hit
+                if label not in what:
+                    what.append(label)
+        return bad, what
+
+    @property
+    def data_nonfinite(self) -> bool:
+        """Whether the data itself holds NaN/Inf: then NaN losses and gradients
+        come from it, whatever the rate or the network."""
+        return bool(self.nonfinite_data_epochs()[0].any())
 
     @property
     def classifier(self) -> bool | None:

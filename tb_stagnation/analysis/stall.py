@@ -150,7 +150,6 @@ class StallResult:
     windows: list[StallWindow] = field(default_factory=list)
     zone: np.ndarray | None = None  # int8 [n]
     lr_collapsed: np.ndarray | None = None  # bool [n]
-    update_collapsed: np.ndarray | None = None  # bool [n]: updates <= 1% of their max
     basis: str = "none"  # "baseline" | "curve" | "none"
 
     @property
@@ -182,6 +181,11 @@ def clearly_learned_accuracy(acc: np.ndarray | None, base: Baselines, n: int) ->
     reference = usable_accuracy_baseline(base, acc)
     if reference is None:
         reference = base.chance_accuracy
+    return _far_above(acc, reference, n)
+
+
+def _far_above(acc: np.ndarray | None, reference: float | None, n: int) -> np.ndarray:
+    """Where the accuracy covers at least half of the way from `reference` to 1."""
     if acc is None or reference is None:
         return np.zeros(n, dtype=bool)
     with np.errstate(invalid="ignore"):
@@ -557,8 +561,7 @@ def detect(
         # Unless the accuracy is far above chance: a model that learned and
         # now improves its loss on inputs it already classifies right (a few
         # distinct inputs, a small data set) keeps its accuracy too.
-        chance = Baselines(chance_accuracy=base.chance_accuracy or 0.5)
-        learned = clearly_learned_accuracy(acc, chance, n)
+        learned = _far_above(acc, base.chance_accuracy or 0.5, n)
         flagged |= _frozen_accuracy(acc, require_nonzero=classifier is None) & ~learned
 
     windows = []
@@ -583,7 +586,6 @@ def detect(
         zone=zone,
         lr_collapsed=collapsed,
         basis=basis,
-        update_collapsed=update_gone,
     )
 
 

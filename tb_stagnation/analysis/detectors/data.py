@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from tb_stagnation.analysis.baselines import normalize_name
+from tb_stagnation.analysis.baselines import error_scale_of_loss
 from tb_stagnation.analysis.context import Context
 from tb_stagnation.analysis.findings import (
     SEVERITY_ERROR,
@@ -63,16 +63,6 @@ def _count(value) -> str:
 def _tail(ctx: Context, count: int = 3) -> np.ndarray:
     mask = np.zeros(ctx.n, dtype=bool)
     mask[max(0, ctx.n - count) :] = True
-    return mask
-
-
-def _logged_epochs(ctx: Context) -> np.ndarray:
-    """Epochs where the callback wrote its per-epoch statistics."""
-    mask = np.zeros(ctx.n, dtype=bool)
-    for tag in (tags.BATCHES_SEEN, tags.GRAD_STEPS, tags.WEIGHT_GLOBAL_NORM, tags.LEARNING_RATE):
-        values = ctx.scalars.get(tag)
-        if values is not None:
-            mask |= np.isfinite(values)
     return mask
 
 
@@ -184,24 +174,7 @@ def constant_inputs(ctx: Context) -> Finding | None:
 
 @detector("nonfinite_data")
 def nonfinite_data(ctx: Context) -> Finding | None:
-    logged = _logged_epochs(ctx)
-    bad = np.zeros(ctx.n, dtype=bool)
-    what = []
-    for tag, label in (
-        (tags.INPUT_MEAN, "inputs"),
-        (tags.INPUT_STD, "inputs"),
-        (tags.INPUT_MAX_ABS, "inputs"),
-        (tags.LABEL_MEAN, "labels"),
-        (tags.LABEL_VARIANCE, "labels"),
-    ):
-        values = ctx.scalars.get(tag)
-        if values is None:
-            continue
-        hit = ~np.isfinite(values) & logged
-        if hit.any():
-            bad |= hit
-            if label not in what:
-                what.append(label)
+    bad, what = ctx.nonfinite_data_epochs()
     if not bad.any():
         return None
     epochs = ctx.epochs_of(bad)
@@ -454,11 +427,6 @@ def class_imbalance(ctx: Context) -> Finding | None:
 UNSCALED_TARGET_RMS = 100.0
 
 
-# Losses whose value is an error in the targets' own units (MAE) or squared (MSE).
-_ABSOLUTE_ERROR_LOSSES = ("meanabsoluteerror", "mae", "huber", "logcosh")
-_SQUARED_ERROR_LOSSES = ("meansquarederror", "mse")
-
-
 def _target_scale(ctx: Context) -> tuple[float, str] | None:
     """(RMS of the targets, how we know it): from the logged label statistics, or,
     without them, from a regression loss that says how far predictions miss."""
@@ -472,18 +440,15 @@ def _target_scale(ctx: Context) -> tuple[float, str] | None:
             f"The regression targets have mean {fmt_num(mean)} and std "
             f"{fmt_num(math.sqrt(variance))} (from the logged label statistics)"
         )
-    loss_name = normalize_name(ctx.card.get("loss"))
-    if ctx.loss is None or not loss_name:
+    if ctx.loss is None:
         return None
     level = median(ctx.loss[ctx.stalled])
     if level is None or level <= 0:
         return None
-    if loss_name in _ABSOLUTE_ERROR_LOSSES:
-        scale, unit = level, "by"
-    elif loss_name in _SQUARED_ERROR_LOSSES:
-        scale, unit = math.sqrt(level), "by about"
-    else:
+    scale = error_scale_of_loss(ctx.card.get("loss"), level)
+    if scale is None:
         return None
+    unit = "by" if scale == level else "by about"
     return scale, (
         f"The {ctx.card.get('loss')} loss stays around {fmt_num(level)}: predictions miss the "
         f"targets {unit} {fmt_num(scale)} on average, the scale of the targets themselves (read "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from tb_stagnation.analysis.baselines import (
+    RATE_SLACK,
     default_learning_rate,
     learning_rate_reference_text,
     working_learning_rate,
@@ -18,6 +19,7 @@ from tb_stagnation.analysis.context import Context
 from tb_stagnation.analysis.findings import SEVERITY_ERROR, Finding, detector
 from tb_stagnation.analysis.series import finite_max, fmt_epochs, fmt_num, fmt_pct, median
 from tb_stagnation.analysis.stall import (
+    FROZEN_ACCURACY_TOLERANCE,
     KIND_DIVERGENCE,
     KIND_OSCILLATION,
     KIND_PLATEAU,
@@ -47,12 +49,6 @@ CREEP_SHARE = 0.8
 ZERO_GRADIENT = 1e-20
 
 
-# Rates are logged as float32: Adam(1e-2) reads 0.0099999998 and 1e-3 reads
-# 0.0010000000475. Ratios are compared with this much slack so that a rate
-# set to exactly 10x or 1/10 of the reference counts as such.
-RATIO_SLACK = 1.01
-
-
 def _designed_rate_hint(ctx: Context) -> str:
     """The "; Adadelta is meant for 1.0" of the fix when the run's optimizer is designed for a rate
     other than its Keras default."""
@@ -71,15 +67,6 @@ def _windows_mask(ctx: Context, kinds: tuple[str, ...]) -> np.ndarray:
         if window.kind in kinds:
             mask[window.start : window.end + 1] = True
     return mask
-
-
-def _card_lr(ctx: Context) -> float | None:
-    optimizer = ctx.card.get("optimizer")
-    if isinstance(optimizer, dict):
-        value = optimizer.get("learning_rate")
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == value:
-            return float(value)
-    return None
 
 
 def _per_step_update(ctx: Context, mask: np.ndarray) -> float | None:
@@ -131,18 +118,18 @@ def learning_rate_too_small(ctx: Context) -> Finding | None:
         )
         epochs_mask = window & (np.arange(ctx.n) >= min(start, first))
     else:
-        value = median(lr[plateau]) if lr is not None else _card_lr(ctx)
+        value = median(lr[plateau]) if lr is not None else ctx.card_learning_rate
         if value is not None and value >= 0:
             ref = reference if reference is not None else ctx.default_lr
-            if value <= LR_SMALL_RATIO * ref * RATIO_SLACK:
+            if value <= LR_SMALL_RATIO * ref * RATE_SLACK:
                 confidence = 0.8 if ctx.is_callback else 0.65
-            elif value <= LR_SOMEWHAT_SMALL_RATIO * ref * RATIO_SLACK:
+            elif value <= LR_SOMEWHAT_SMALL_RATIO * ref * RATE_SLACK:
                 confidence = 0.45 if ctx.is_callback else 0.35
             if confidence:
                 default_text = learning_rate_reference_text(ctx.optimizer_class)
                 parts.append(f"the learning rate is {fmt_num(value)} (vs {default_text})")
     per_step = _per_step_update(ctx, epochs_mask)
-    lr_known = lr is not None or _card_lr(ctx) is not None
+    lr_known = lr is not None or ctx.card_learning_rate is not None
     if per_step is not None and per_step < UPDATE_RATIO_SMALL_PER_STEP:
         if confidence or not lr_known:
             parts.append(
@@ -223,7 +210,7 @@ def _struck(ctx: Context, mask: np.ndarray) -> bool:
     if ctx.acc is not None and mask.sum() >= 3:
         accuracy = ctx.acc[mask]
         accuracy = accuracy[np.isfinite(accuracy)]
-        if accuracy.size >= 3 and float(np.ptp(accuracy)) <= 1e-7:
+        if accuracy.size >= 3 and float(np.ptp(accuracy)) <= FROZEN_ACCURACY_TOLERANCE:
             return True
     return False
 
@@ -260,12 +247,12 @@ def learning_rate_too_large(ctx: Context) -> Finding | None:
     lr = ctx.lr
     mask = unstable if unstable.any() else plateau
     last = int(np.flatnonzero(mask)[-1])
-    value = finite_max(lr[: last + 1]) if lr is not None else _card_lr(ctx)
+    value = finite_max(lr[: last + 1]) if lr is not None else ctx.card_learning_rate
     confidence = 0.0
     parts = []
     at_baseline = _at_baseline(ctx, mask)
     if value is not None and value > 0:
-        ratio = value / reference * RATIO_SLACK
+        ratio = value / reference * RATE_SLACK
         if unstable.any():
             if ratio >= LR_LARGE_RATIO:
                 confidence = 0.85 if ctx.is_callback else 0.65
