@@ -1,11 +1,12 @@
 """`tb-stagnation`: the diagnosis in a terminal or a CI job.
 
-    tb-stagnation report LOGDIR [--run REGEX] [--json]
+    tb-stagnation report LOGDIR [--run REGEX] [--json] [--timeout SECONDS]
     tb-stagnation --version
 
 Exit status: 0 when every run is healthy, 1 when any run has a stalled epoch
 or an error finding, 2 on a usage error or an unreadable LOGDIR (one line on
-stderr, no traceback). Start-up stays light: TensorFlow is never imported.
+stderr, no traceback), 141 when the reader of stdout went away (`| head`).
+Start-up stays light: TensorFlow is never imported.
 """
 
 from __future__ import annotations
@@ -17,11 +18,26 @@ import os
 import shutil
 import sys
 import textwrap
+import time
 from typing import Any, TextIO
+
+from tb_stagnation.names import shorten
 
 EXIT_HEALTHY = 0
 EXIT_UNHEALTHY = 1
 EXIT_USAGE = 2
+# 128 + SIGPIPE, what a shell reports for `cat big | head -1`: the output was
+# cut short on purpose, which exit 2 ("usage error") would misreport.
+EXIT_BROKEN_PIPE = 141
+
+# How long TensorBoard's data server may take to load LOGDIR. The Rust server
+# reads ~1M events/s, so a local logdir loads in seconds; what takes minutes
+# is a remote one that never answers.
+DEFAULT_TIMEOUT_S = 60.0
+# A load this slow gets a line on stderr saying what it waits for, then one
+# every PROGRESS_EVERY_S; quick loads stay silent.
+PROGRESS_AFTER_S = 2.0
+PROGRESS_EVERY_S = 10.0
 
 _PROG = "tb-stagnation"
 # Set to see the traceback of an unexpected internal error.
@@ -53,7 +69,8 @@ def _parser() -> argparse.ArgumentParser:
             "Flag the epochs where learning stalled and rank the likely causes, for every run "
             "written by StagnationCallback or keras.callbacks.TensorBoard under LOGDIR. "
             "Exit status: 0 all runs healthy, 1 a run stalled or has an error finding, "
-            "2 usage error or unreadable LOGDIR."
+            "2 usage error or unreadable LOGDIR, 141 the reader of the output went away "
+            "(| head)."
         ),
     )
     report.add_argument("logdir", metavar="LOGDIR", help="the folder given to tensorboard --logdir")
@@ -67,7 +84,36 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help='print {"schema": 1, "runs": [...]} instead of the table',
     )
+    report.add_argument(
+        "--loss-tag",
+        metavar="TAG",
+        help=(
+            "for runs written by other tools (tf.summary, PyTorch, Lightning): the tag of the "
+            "training loss, when its name is not one found by default (loss, train/loss, "
+            "Loss/train, ...)"
+        ),
+    )
+    report.add_argument(
+        "--timeout",
+        metavar="SECONDS",
+        type=_positive_seconds,
+        default=DEFAULT_TIMEOUT_S,
+        help=(
+            "give up when TensorBoard's data server has not loaded LOGDIR after this long "
+            f"(default {DEFAULT_TIMEOUT_S:g})"
+        ),
+    )
     return parser
+
+
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds above 0, got {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -80,13 +126,15 @@ def main(argv: list[str] | None = None) -> int:
             return int(exit_.code or 0) if isinstance(exit_.code, int) else EXIT_USAGE
         if args.command != "report":
             raise _UsageError("missing command (try: tb-stagnation report LOGDIR)")
-        return _report(args.logdir, args.run, args.json, stdout)
+        return _report(
+            args.logdir, args.run, args.json, stdout, args.timeout, stderr, args.loss_tag
+        )
     except _UsageError as error:
         print(f"{_PROG}: error: {_one_line(str(error))}", file=stderr)
         return EXIT_USAGE
     except BrokenPipeError:  # `tb-stagnation report logs | head`
         _silence_stdout()
-        return EXIT_USAGE
+        return EXIT_BROKEN_PIPE
     except KeyboardInterrupt:
         print(f"{_PROG}: interrupted", file=stderr)
         return 130
@@ -101,7 +149,40 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
 
 
-def _report(logdir: str, run_pattern: str | None, as_json: bool, out: TextIO) -> int:
+class _LoadProgress:
+    """Says on stderr what a slow load waits for, and for how long it will."""
+
+    def __init__(self, logdir: str, timeout: float, err: TextIO) -> None:
+        self._logdir = _printable(shorten(logdir))
+        self._timeout = timeout
+        self._err = err
+        self._next = PROGRESS_AFTER_S
+
+    def __call__(self, elapsed: float) -> None:
+        if elapsed < self._next:
+            return
+        if self._next == PROGRESS_AFTER_S:
+            message = (
+                f"loading {self._logdir}: waiting for TensorBoard's data server to read it "
+                f"(gives up after {self._timeout:g} s; --timeout SECONDS changes that)"
+            )
+        else:
+            message = (
+                f"still loading {self._logdir}: {elapsed:.0f} s of at most {self._timeout:g} s"
+            )
+        print(f"{_PROG}: {message}", file=self._err, flush=True)
+        self._next = (elapsed // PROGRESS_EVERY_S + 1) * PROGRESS_EVERY_S
+
+
+def _report(
+    logdir: str,
+    run_pattern: str | None,
+    as_json: bool,
+    out: TextIO,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    err: TextIO | None = None,
+    loss_tag: str | None = None,
+) -> int:
     from tb_stagnation.analysis.api import (
         SCHEMA_VERSION,
         RunPatternError,
@@ -114,34 +195,41 @@ def _report(logdir: str, run_pattern: str | None, as_json: bool, out: TextIO) ->
         pattern = compile_pattern(run_pattern)
     except RunPatternError as error:
         raise _UsageError(str(error)) from None
-    from tb_stagnation.analysis.report import analyze_run
+    from tb_stagnation.analysis.api import run_report
     from tb_stagnation.reader.logdir import open_logdir
 
+    progress = _LoadProgress(logdir, timeout, err if err is not None else sys.stderr)
+    started = time.monotonic()
     try:
-        with open_logdir(logdir) as source:
+        with open_logdir(
+            logdir, load_timeout=timeout, progress=progress, loss_tag=loss_tag
+        ) as source:
             names = source.list_runs()
             selected = select_runs(names, pattern)
             if not names:
-                raise _UsageError(
-                    f"{logdir}: no runs found (no StagnationCallback or Keras TensorBoard logs)"
-                )
+                raise _UsageError(source.no_runs_reason())
             if not selected:
-                raise _UsageError(f"no run matches --run {run_pattern!r} (runs: {_preview(names)})")
+                raise _UsageError(
+                    f"no run matches --run {shorten(repr(run_pattern))} (runs: {_preview(names)})"
+                )
             # Analysed batch by batch: 1,000 runs never sit in memory at once.
             reports = []
             for run in source.iter_runs(selected):
-                reports.append(analyze_run(run))
+                reports.append(run_report(run))
                 # What the reader had to skip or guess (a newer format, a corrupt
                 # file...) is a note of the report, and a warning here: the
                 # text report shows no notes of healthy runs.
                 for note in run.notes:
-                    _warn(f"{run.name}: {note}")
+                    _warn(f"{shorten(run.name)}: {note}")
             listed = {m for listing in source.listings().values() for m in listing.members.values()}
             for warning in source.load_warnings:
                 if warning.run not in listed:  # a file that holds no run at all
                     _warn(warning.message)
     except LogdirError as error:
-        raise _UsageError(str(error) or f"{logdir}: cannot be read") from None
+        message = str(error) or f"{logdir}: cannot be read"
+        if time.monotonic() - started >= timeout:
+            message += " (--timeout SECONDS waits longer)"
+        raise _UsageError(message) from None
     if as_json:
         json.dump(
             _json_safe({"schema": SCHEMA_VERSION, "runs": reports}),
@@ -161,6 +249,8 @@ def _report(logdir: str, run_pattern: str | None, as_json: bool, out: TextIO) ->
 
 
 def _status(report: dict) -> str:
+    if report.get("error"):  # the run could not be read
+        return "error"
     if not report.get("epochs"):
         return "empty"
     if report.get("stalled_epochs"):
@@ -211,7 +301,10 @@ def render_text(reports: list[dict], width: int = 100) -> str:
         if status in ("healthy", "empty"):
             continue
         out.append("")
-        name = _printable(report.get("run", ""))
+        name = _printable(shorten(report.get("run", ""), 100))
+        if status == "error":
+            out.append(f"{name}: {_printable(report['error'])}")
+            continue
         stalled = report.get("stalled_epochs", [])
         windows = report.get("stall_windows", [])
         if stalled:
@@ -251,6 +344,7 @@ def render_text(reports: list[dict], width: int = 100) -> str:
     stalled_count = sum(1 for r in reports if _status(r) == "stalled")
     findings_count = sum(1 for r in reports if _status(r) == "findings")
     empty = sum(1 for r in reports if _status(r) == "empty")
+    unreadable = sum(1 for r in reports if _status(r) == "error")
     summary = f"{len(reports)} run{'s' if len(reports) != 1 else ''}: {healthy} healthy"
     if stalled_count:
         summary += f", {stalled_count} stalled"
@@ -258,6 +352,8 @@ def render_text(reports: list[dict], width: int = 100) -> str:
         summary += f", {findings_count} with error findings"
     if empty:
         summary += f", {empty} empty"
+    if unreadable:
+        summary += f", {unreadable} unreadable"
     out.append("")
     out.append(summary + ".")
     return "\n".join(out) + "\n"
@@ -299,11 +395,12 @@ def _clip(text: str, limit: int) -> str:
 
 
 def _one_line(text: str) -> str:
-    return " ".join(text.split()) or "unknown error"
+    # User data inside an error (a pattern, a path) must not bury the error.
+    return shorten(" ".join(text.split()), 600) or "unknown error"
 
 
 def _preview(names: list[str], limit: int = 5) -> str:
-    shown = ", ".join(_printable(n) for n in names[:limit])
+    shown = ", ".join(_printable(shorten(n, 60)) for n in names[:limit])
     return shown + (f", ... {len(names) - limit} more" if len(names) > limit else "")
 
 

@@ -23,6 +23,12 @@ Verdicts: "passed"; "stuck" (the best loss stayed above `STUCK` = 50% of the
 reference, or did not change at all: it cannot learn); "slow" (it learns, but
 did not get near zero within `max_epochs` steps); "nonfinite" (the loss
 became NaN/Inf); "negative" (a cross-entropy below 0: labels outside [0, 1]).
+
+`fix=` re-runs the test with one suggested change (a learning rate, a loss, an
+output activation) to check that the change makes the model fit before the user
+retrains with it. The copying helpers here (`copy_model`, `fresh_optimizer`,
+`compile_copy`) are shared with `lr_range_test`, which experiments on a copy
+the same way.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +55,8 @@ NEGATIVE_LOSS = -1e-3
 CURVE_POINTS = 200
 # The most samples the check trains on (one batch).
 MAX_SAMPLES = 1024
+# What `fix=` may change.
+FIX_KEYS = ("learning_rate", "loss", "output_activation")
 
 
 class OverfitCheckError(ValueError):
@@ -72,6 +81,7 @@ class OverfitResult:
     message: str = ""
     seconds: float = 0.0
     trainable_weights: int = -1  # trainable variables of the copy (0: nothing can learn)
+    fix: str = ""  # the change checked with `fix=` ("sparse_categorical_crossentropy"), or ""
 
     def __repr__(self) -> str:
         return (
@@ -121,6 +131,7 @@ def overfit_check(
     max_epochs: int = MAX_EPOCHS,
     *,
     reinitialize: bool = False,
+    fix: Mapping[str, Any] | None = None,
     verbose: int = 0,
 ) -> OverfitResult:
     """Train a copy of `model` on `samples` samples and say whether it can fit them.
@@ -139,6 +150,16 @@ def overfit_check(
             default rates; slower optimizers may answer "slow".
         reinitialize: start the copy from a fresh initialisation instead of the
             model's current weights. Defaults to False.
+        fix: check a change before retraining with it: the copy is trained
+            with it instead of the model's own setting, and the message says
+            whether the model then fits ("checked: with ... this model fits 20
+            samples in 40 steps"). A dict of one or more of
+            `{"learning_rate": 3e-3}` (a float: the same optimizer at this
+            constant rate, e.g. `lr_range_test(...).suggested_lr`),
+            `{"loss": "sparse_categorical_crossentropy"}` (a loss name or
+            object, as `compile` takes it) and `{"output_activation": "softmax"}`
+            (an activation name or function for the output layer of a
+            single-output model). Defaults to None: the model as compiled.
         verbose: 1 prints the answer. Defaults to 0.
 
     Returns:
@@ -147,8 +168,10 @@ def overfit_check(
 
     Raises:
         OverfitCheckError: the model is not compiled, cannot be copied (a
-            subclassed model without `get_config()`), or the data cannot be
-            sliced into samples.
+            subclassed model without `get_config()`), the data cannot be
+            sliced into samples, or the fix cannot be applied (or training
+            fails with it).
+        ValueError: `samples`, `max_epochs` or `fix` is malformed.
     """
     from tb_stagnation.callback._tf import import_tensorflow_and_keras
 
@@ -157,25 +180,117 @@ def overfit_check(
         raise ValueError(f"samples must be an integer in 1..{MAX_SAMPLES}, got {samples!r}")
     if not isinstance(max_epochs, (int, np.integer)) or max_epochs < 1:
         raise ValueError(f"max_epochs must be an integer >= 1, got {max_epochs!r}")
-    if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", False):
-        raise OverfitCheckError("overfit_check needs a compiled model: call model.compile() first.")
+    changes = _check_fix(fix)
+    require_compiled(model, "overfit_check", OverfitCheckError)
     xs, ys = _subset(tf, keras, x, y, int(samples))
     count = _count_rows(keras, xs)
     if count < 1:
         raise OverfitCheckError("overfit_check got no samples.")
     started = time.perf_counter()
-    copy, start = _copy_model(keras, model, xs, reinitialize)
-    metric = _compile_copy(keras, model, copy, ys)
-    family, constant, valid = _reference(model, ys)
+    copy, start = copy_model(keras, model, xs, reinitialize)
+    if "output_activation" in changes:
+        set_output_activation(keras, copy, changes["output_activation"], OverfitCheckError)
+    loss = changes.get("loss", model.loss)
+    optimizer = fresh_optimizer(model.optimizer, changes.get("learning_rate"))
+    metric = _accuracy_metric(loss, ys)
+    compile_copy(model, copy, optimizer, loss, [metric] if metric else None)
+    family, constant, valid = reference_loss(loss, ys)
     with warnings.catch_warnings():
         # A frozen copy is a finding here, not a warning of Keras's.
         warnings.filterwarnings("ignore", message=".*does not have any trainable weights.*")
-        result = _train(copy, xs, ys, count, int(max_epochs), family, constant, valid, metric)
+        try:
+            result = _train(copy, xs, ys, count, int(max_epochs), family, constant, valid, metric)
+        except Exception as error:
+            if not changes:
+                raise
+            raise OverfitCheckError(
+                f"with {describe_fix(changes)} the copy does not train "
+                f"({type(error).__name__}: {_first_line(error)})."
+            ) from error
+    result.fix = describe_fix(changes) if changes else ""
     result.message = _message(result, start, not copy.trainable_weights)
+    if not result.passed and _one_unit_categorical(loss, ys):
+        result.message += (
+            " A categorical cross-entropy over one unit is 0 whatever the model predicts: "
+            "use binary_crossentropy."
+        )
     result.seconds = time.perf_counter() - started
     if verbose:
         print(f"tb_stagnation overfit_check: {result.message}")
     return result
+
+
+def _check_fix(fix: Mapping[str, Any] | None) -> dict[str, Any]:
+    if fix is None:
+        return {}
+    if not isinstance(fix, Mapping) or not fix:
+        raise ValueError(
+            f"fix must be a dict with one or more of {', '.join(FIX_KEYS)}, got {fix!r}; "
+            'e.g. fix={"learning_rate": 3e-3}.'
+        )
+    unknown = sorted(set(fix) - set(FIX_KEYS))
+    if unknown:
+        raise ValueError(f"fix can change {', '.join(FIX_KEYS)}; not {', '.join(unknown)}.")
+    changes = dict(fix)
+    if "learning_rate" in changes:
+        rate = changes["learning_rate"]
+        if (
+            isinstance(rate, bool)
+            or not isinstance(rate, (int, float, np.floating, np.integer))
+            or not math.isfinite(float(rate))
+            or float(rate) <= 0
+        ):
+            raise ValueError(f"fix learning_rate must be a positive number, got {rate!r}.")
+        changes["learning_rate"] = float(rate)
+    if "loss" in changes and not (isinstance(changes["loss"], str) or callable(changes["loss"])):
+        raise ValueError(f"fix loss must be a loss name or a loss object, got {changes['loss']!r}.")
+    if "output_activation" in changes:
+        activation = changes["output_activation"]
+        if not (isinstance(activation, str) and activation) and not callable(activation):
+            raise ValueError(
+                f"fix output_activation must be an activation name, got {activation!r}."
+            )
+    return changes
+
+
+def describe_fix(changes: Mapping[str, Any]) -> str:
+    """How a message names the change: "learning rate 0.003 and a softmax output"."""
+    from tb_stagnation.callback.model_info import loss_name_and_logits
+
+    parts = []
+    if "loss" in changes:
+        name, from_logits = loss_name_and_logits(changes["loss"])
+        loss = changes["loss"] if isinstance(changes["loss"], str) else name
+        parts.append(f"{loss}{' (from_logits=True)' if from_logits else ''}")
+    if "output_activation" in changes:
+        activation = changes["output_activation"]
+        name = activation if isinstance(activation, str) else getattr(activation, "__name__", "")
+        parts.append(f"a {name or 'new'} output")
+    if "learning_rate" in changes:
+        parts.append(f"learning rate {fmt_rate(changes['learning_rate'])}")
+    return " and ".join(parts)
+
+
+def fmt_rate(rate: float) -> str:
+    """A learning rate as people write it: 0.1, 0.03, 3e-3, 1e-7."""
+    rate = float(rate)
+    if not math.isfinite(rate) or rate <= 0:
+        return str(rate)
+    if 0.01 <= rate < 100:
+        return f"{rate:.2g}"
+    mantissa, exponent = f"{rate:.1e}".split("e")
+    mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def require_compiled(model: Any, tool: str, error: type[Exception]) -> None:
+    if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", False):
+        raise error(f"{tool} needs a compiled model: call model.compile() first.")
 
 
 # --------------------------------------------------------------- the samples
@@ -237,29 +352,37 @@ def _count_rows(keras: Any, data: Any) -> int:
 # ------------------------------------------------------------------ the copy
 
 
-def _copy_model(keras: Any, model: Any, xs: Any, reinitialize: bool) -> tuple[Any, str]:
-    """A new model with the same architecture (and, unless asked not to, weights)."""
+def copy_model(
+    keras: Any,
+    model: Any,
+    xs: Any,
+    reinitialize: bool,
+    tool: str = "overfit_check",
+    error: type[Exception] = OverfitCheckError,
+) -> tuple[Any, str]:
+    """A new model with the same architecture (and, unless asked not to, weights);
+    also how it starts ("the model's current weights")."""
     try:
         # recursive: nested models are copied too, never shared with the original.
         copy = keras.models.clone_model(model, recursive=True)
-    except Exception as error:
-        raise OverfitCheckError(
-            f"cannot copy the {type(model).__name__} model ({type(error).__name__}: "
-            f"{str(error).strip().splitlines()[0] if str(error).strip() else ''}). "
-            "overfit_check copies Sequential and functional models, and subclassed models "
+    except Exception as failure:
+        raise error(
+            f"cannot copy the {type(model).__name__} model ({type(failure).__name__}: "
+            f"{_first_line(failure)}). "
+            f"{tool} copies Sequential and functional models, and subclassed models "
             "whose get_config() and from_config() rebuild them; implement get_config() or run "
-            "the check on a functional version of the model."
-        ) from error
+            f"{tool} on a functional version of the model."
+        ) from failure
     if copy is model:  # pragma: no cover - Keras never returns the original
-        raise OverfitCheckError("clone_model returned the model itself.")
+        raise error("clone_model returned the model itself.")
     if not copy.built or len(copy.weights) != len(model.weights):
         try:
             copy(xs, training=False)
-        except Exception as error:
-            raise OverfitCheckError(
+        except Exception as failure:
+            raise error(
                 f"the copy of {type(model).__name__} could not be built on the samples "
-                f"({type(error).__name__}: {error})."
-            ) from error
+                f"({type(failure).__name__}: {failure})."
+            ) from failure
     if reinitialize:
         return copy, "a fresh initialisation"
     source = model.get_weights()
@@ -272,36 +395,102 @@ def _copy_model(keras: Any, model: Any, xs: Any, reinitialize: bool) -> tuple[An
     return copy, "a fresh initialisation (the copy's weights do not line up with the model's)"
 
 
-def _compile_copy(keras: Any, model: Any, copy: Any, ys: Any) -> str | None:
-    """Compile the copy like the model; the name of the accuracy metric added, if any."""
-    optimizer = model.optimizer
+def fresh_optimizer(
+    optimizer: Any,
+    learning_rate: float | None = None,
+    error: type[Exception] = OverfitCheckError,
+) -> Any:
+    """The optimizer rebuilt from its config, with fresh state; at a constant
+    `learning_rate` when given (a schedule in the config is replaced)."""
     try:
-        fresh = optimizer.__class__.from_config(optimizer.get_config())
-    except Exception as error:
-        raise OverfitCheckError(
+        config = optimizer.get_config()
+        if learning_rate is not None:
+            config = _with_learning_rate(config, float(learning_rate))
+        return optimizer.__class__.from_config(config)
+    except error:
+        raise
+    except Exception as failure:
+        raise error(
             f"cannot rebuild the {type(optimizer).__name__} optimizer from its config "
-            f"({type(error).__name__}: {error})."
-        ) from error
+            f"({type(failure).__name__}: {failure})."
+        ) from failure
+
+
+def _with_learning_rate(config: dict, rate: float) -> dict:
+    config = dict(config)
+    if "learning_rate" in config:
+        config["learning_rate"] = rate
+        return config
+    inner = config.get("inner_optimizer")  # LossScaleOptimizer wraps the one that has the rate
+    if isinstance(inner, dict) and isinstance(inner.get("config"), dict):
+        config["inner_optimizer"] = {
+            **inner,
+            "config": _with_learning_rate(inner["config"], rate),
+        }
+        return config
+    raise ValueError("its config has no single learning_rate (a MultiOptimizer has one per part)")
+
+
+def compile_copy(model: Any, copy: Any, optimizer: Any, loss: Any, metrics: list | None) -> None:
+    """Compile the copy like the model (its loss weights), with this optimizer and loss."""
     loss_weights = None
     try:
         loss_weights = (model.get_compile_config() or {}).get("loss_weights")
     except Exception:
         loss_weights = None
-    metric = None
-    if not keras.tree.is_nested(ys):
-        family, sparse, from_logits = _loss_kind(model.loss)
-        if family == "categorical":
-            metric = "sparse_categorical_accuracy" if sparse else "categorical_accuracy"
-        elif family == "binary" and not from_logits:
-            metric = "binary_accuracy"
     copy.compile(
-        optimizer=fresh,
-        loss=model.loss,
+        optimizer=optimizer,
+        loss=loss,
         loss_weights=loss_weights,
-        metrics=[metric] if metric else None,
+        metrics=metrics,
         jit_compile=False,
     )
-    return metric
+
+
+def _one_unit_categorical(loss: Any, ys: Any) -> bool:
+    family, sparse, _ = _loss_kind(loss)
+    shape = np.shape(ys) if not isinstance(ys, (list, tuple, dict)) else ()
+    return family == "categorical" and not sparse and len(shape) >= 2 and shape[-1] == 1
+
+
+def _accuracy_metric(loss: Any, ys: Any) -> str | None:
+    """The accuracy metric that fits a single-output classifier's loss, if any."""
+    if isinstance(ys, (list, tuple, dict)):
+        return None
+    family, sparse, from_logits = _loss_kind(loss)
+    if family == "categorical":
+        return "sparse_categorical_accuracy" if sparse else "categorical_accuracy"
+    if family == "binary" and not from_logits:
+        return "binary_accuracy"
+    return None
+
+
+def set_output_activation(
+    keras: Any, copy: Any, activation: Any, error: type[Exception] = OverfitCheckError
+) -> None:
+    """Give the copy's output layer another activation (a single-output model's)."""
+    layer = copy
+    while isinstance(layer, keras.Model):  # a nested model's own output layer
+        outputs = getattr(layer, "outputs", None)
+        if isinstance(layer, keras.Sequential) and layer.layers:
+            layer = layer.layers[-1]
+        elif outputs and len(outputs) == 1:
+            layer = outputs[0]._keras_history.operation
+        else:
+            raise error(
+                "output_activation can be changed on Sequential and functional models "
+                f"with one output; {type(copy).__name__} has "
+                f"{len(outputs) if outputs else 'no known'} outputs."
+            )
+    if not hasattr(layer, "activation"):
+        raise error(
+            f"the output layer {layer.name!r} ({type(layer).__name__}) has no activation "
+            "to change; set it in the model itself."
+        )
+    try:
+        layer.activation = keras.activations.get(activation)
+    except Exception as failure:
+        raise error(f"unknown output_activation {activation!r} ({failure}).") from failure
 
 
 def _loss_kind(loss: Any) -> tuple[str | None, bool, bool]:
@@ -319,7 +508,7 @@ def _loss_kind(loss: Any) -> tuple[str | None, bool, bool]:
 # ------------------------------------------------------------- the reference
 
 
-def _reference(model: Any, ys: Any) -> tuple[str | None, float | None, bool]:
+def reference_loss(loss: Any, ys: Any) -> tuple[str | None, float | None, bool]:
     """(loss family, the best constant predictor's loss, whether the labels fit the loss).
 
     Labels outside what a cross-entropy accepts make a falling loss meaningless
@@ -328,9 +517,9 @@ def _reference(model: Any, ys: Any) -> tuple[str | None, float | None, bool]:
     from tb_stagnation.analysis.baselines import loss_family, normalize_name
     from tb_stagnation.callback.model_info import loss_name_and_logits
 
-    if isinstance(model.loss, (list, tuple, dict)) or isinstance(ys, (list, tuple, dict)):
+    if isinstance(loss, (list, tuple, dict)) or isinstance(ys, (list, tuple, dict)):
         return None, None, True
-    name, _ = loss_name_and_logits(model.loss)
+    name, _ = loss_name_and_logits(loss)
     family = loss_family(name)
     try:
         labels = np.asarray(ys, dtype=np.float64)
@@ -344,7 +533,8 @@ def _reference(model: Any, ys: Any) -> tuple[str | None, float | None, bool]:
             return family, None, False
         return family, _entropy(np.bincount(ids.astype(np.int64)) / ids.size), True
     if family == "categorical":
-        if labels.ndim < 2 or (labels < 0).any() or (labels > 1).any():
+        # Over one unit a categorical cross-entropy is 0 whatever the model predicts.
+        if labels.ndim < 2 or labels.shape[-1] < 2 or (labels < 0).any() or (labels > 1).any():
             return family, None, False
         return family, _entropy(labels.reshape(-1, labels.shape[-1]).mean(axis=0)), True
     if family == "binary":
@@ -440,6 +630,8 @@ def _message(result: OverfitResult, start: str, untrainable: bool) -> str:
             f"{_fmt(result.reference_loss)} at best)"
         )
     accuracy = "" if result.accuracy is None else f", accuracy {result.accuracy:.0%}"
+    if result.fix:
+        return _fix_message(result, start, untrainable, steps, path, share, accuracy)
     if result.verdict == "passed":
         return f"can overfit: {path}{accuracy} ({head})."
     if untrainable:
@@ -454,3 +646,37 @@ def _message(result: OverfitResult, start: str, untrainable: bool) -> str:
     if result.verdict == "slow":
         return f"learns, but slowly: {path}{share}{accuracy}, not near 0 ({head})."
     return f"cannot overfit: {path}{share}{accuracy} ({head})."
+
+
+def _fix_message(
+    result: OverfitResult,
+    start: str,
+    untrainable: bool,
+    steps: str,
+    path: str,
+    share: str,
+    accuracy: str,
+) -> str:
+    """The answer to "does this change make it fit?", the change first."""
+    checked = f"checked: with {result.fix} this model"
+    fits = f"{result.samples} samples"
+    if result.verdict == "passed":
+        return f"{checked} fits {fits} in {steps} ({path}{accuracy}; from {start})."
+    if untrainable:
+        return f"{checked} still cannot fit {fits}: it has no trainable weights."
+    if result.verdict == "nonfinite":
+        return (
+            f"{checked} does not fit {fits}: the loss became {_fmt(result.final_loss)} "
+            f"after {steps} (from {start})."
+        )
+    if result.verdict == "negative":
+        return (
+            f"{checked} does not fit {fits}: the cross-entropy went negative ({path}), which no "
+            f"labels in [0, 1] allow."
+        )
+    if result.verdict == "slow":
+        return (
+            f"{checked} learns but does not fit {fits} in {steps}: {path}{share}{accuracy} "
+            f"(from {start})."
+        )
+    return f"{checked} does not fit {fits}: {path}{share}{accuracy} in {steps} (from {start})."

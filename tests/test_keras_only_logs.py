@@ -115,3 +115,104 @@ def test_healthy_run_stays_healthy_with_config_and_histograms(tmp_path):
         tmp_path / "run", layers, "sparse_categorical_crossentropy", optimizer, epochs=10, hist=1
     )
     assert report["healthy"] and report["findings"] == [], report
+
+
+HISTOGRAM_TEXT = "weight histograms Keras logged"
+
+
+def test_frozen_model_from_the_weight_histograms_alone(tmp_path):
+    # No model config (write_graph=False): only the histograms show the freeze.
+    hidden = keras.layers.Dense(16, activation="relu", trainable=False)
+    out = keras.layers.Dense(2, activation="softmax", trainable=False)
+    report = _train(
+        tmp_path / "run", [hidden, out], "sparse_categorical_crossentropy",
+        write_graph=False, hist=1,
+    )  # fmt: skip
+    top = report["findings"][0]
+    assert top["code"] == "frozen_layers"
+    assert HISTOGRAM_TEXT in top["evidence"] and "every layer" in top["evidence"]
+    assert "epochs 0-7" in top["evidence"]
+
+
+def test_frozen_base_from_histograms_while_the_head_learns_is_not_blamed(tmp_path):
+    # Half the layers frozen, the head learns and the run is healthy: no finding.
+    layers = [
+        keras.layers.Dense(16, activation="relu", trainable=False),
+        keras.layers.Dense(16, activation="relu"),
+        keras.layers.Dense(2, activation="softmax"),
+    ]
+    optimizer = keras.optimizers.Adam(0.01)
+    report = _train(
+        tmp_path / "run", layers, "sparse_categorical_crossentropy", optimizer,
+        epochs=10, write_graph=False, hist=1,
+    )  # fmt: skip
+    assert "frozen_layers" not in _codes(report), report
+
+
+def test_config_freeze_is_confirmed_by_the_histograms(tmp_path):
+    hidden = keras.layers.Dense(16, activation="relu", trainable=False)
+    out = keras.layers.Dense(2, activation="softmax", trainable=False)
+    report = _train(tmp_path / "run", [hidden, out], "sparse_categorical_crossentropy", hist=1)
+    top = report["findings"][0]
+    assert top["code"] == "frozen_layers"
+    assert CONFIG_TEXT in top["evidence"]
+    assert "histograms Keras logged for them are identical" in top["evidence"]
+
+
+def _fit_case(log_dir, training):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        training.model.fit(
+            **training.fit, verbose=0,
+            callbacks=[keras.callbacks.TensorBoard(log_dir=str(log_dir))],
+        )  # fmt: skip
+    (report,) = analyze(str(log_dir))["runs"]
+    return report
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_deep_tanh_stack_with_unscaled_kernels_from_the_logged_config(tmp_path, relu):
+    # The tutorial's five tanh layers with RandomUniform(0, 1) kernels (field
+    # case tab_deep_tanh_uniform_init) and its fix, ReLU with he_uniform.
+    from field_cases.cases_tabular import _deep_circles
+
+    keras.utils.set_random_seed(1)
+    report = _fit_case(tmp_path / "run", _deep_circles(relu=relu))
+    if relu:
+        # ReLU layers are no saturating stack, whatever this seed's run does.
+        assert "vanishing_gradients" not in _codes(report), report
+        return
+    assert report["stalled_epochs"], report
+    assert "vanishing_gradients" in _codes(report)[:3]
+    finding = next(f for f in report["findings"] if f["code"] == "vanishing_gradients")
+    assert "5 hidden layers in a row" in finding["evidence"]
+    assert "RandomUniform" in finding["evidence"] and CONFIG_TEXT in finding["evidence"]
+
+
+def test_deep_tanh_stack_with_glorot_kernels_gets_no_config_claim(tmp_path):
+    layers = [keras.layers.Dense(16, activation="tanh") for _ in range(5)]
+    layers.append(keras.layers.Dense(1, activation="sigmoid"))
+    report = _train(tmp_path / "run", layers, "binary_crossentropy", epochs=10)
+    assert "vanishing_gradients" not in _codes(report), report
+
+
+def test_two_output_model_pairs_each_loss_with_its_own_head(tmp_path):
+    # The config lists the heads in a layer order where the last Dense is the
+    # regression head: the classifier's loss must be read against its own softmax.
+    keras.utils.set_random_seed(1)
+    x, y = _data()
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(16, activation="relu")(inputs)
+    label = keras.layers.Dense(2, activation="softmax", name="label")(hidden)
+    value = keras.layers.Dense(1, name="value")(hidden)
+    model = keras.Model(inputs, [label, value])
+    model.compile("adam", loss=["sparse_categorical_crossentropy", "mse"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(
+            x, [y, x[:, :1]], epochs=6, batch_size=64, verbose=0,
+            callbacks=[keras.callbacks.TensorBoard(log_dir=str(tmp_path / "run"))],
+        )  # fmt: skip
+    (report,) = analyze(str(tmp_path / "run"))["runs"]
+    assert "loss_output_mismatch" not in _codes(report), report
+    assert report["healthy"], report

@@ -13,7 +13,7 @@ export type RunStatus = "healthy" | "stalled" | "findings" | "error" | "empty";
 
 export interface RunInfo {
   run: string;
-  source: string; // "callback" | "keras"
+  source: string; // "callback" | "keras" | "scalars" (another tool's loss curve)
   epochs: number;
   status: RunStatus;
   healthy: boolean;

@@ -19,6 +19,12 @@ import { renderSettings } from "./settings";
 import { findingKey, loadState, reconcile, shownRuns, Store, toggleCompare, toggleFinding, type UiState } from "./state";
 import { onSchemeChange, runColor, runColors } from "./theme";
 
+const SOURCE_LABELS: Record<string, string> = {
+  callback: "StagnationCallback logs",
+  keras: "keras.callbacks.TensorBoard logs",
+  scalars: "another tool's scalars",
+};
+
 /** Often enough to feel live during training, rare enough to cost nothing. */
 export const POLL_MS = 20_000;
 
@@ -192,7 +198,9 @@ export class App {
         }),
       );
     }
-    if (series.source === "keras" || (!series.layers && !series.predictions && series.epochs.length > 0)) {
+    if (series.source === "scalars") {
+      out.push(empty.otherTool(series.run));
+    } else if (series.source === "keras" || (!series.layers && !series.predictions && series.epochs.length > 0)) {
       out.push(empty.kerasOnly(series.run));
     }
     if (series.epochs.length === 0) {
@@ -262,7 +270,7 @@ export class App {
     const facts: string[] = [];
     if (info) facts.push(`${info.epochs} epoch${info.epochs === 1 ? "" : "s"}`);
     const src = info?.source ?? series?.source;
-    if (src) facts.push(src === "keras" ? "keras.callbacks.TensorBoard logs" : "StagnationCallback logs");
+    if (src) facts.push(SOURCE_LABELS[src] ?? "StagnationCallback logs");
     const last = info?.updated ?? series?.updated ?? null;
     if (last !== null) facts.push(`last value logged ${formatWallTime(last)}`);
     return el("header", { class: "sg-run-header" }, [

@@ -42,6 +42,18 @@ export function kerasOnly(run: string): HTMLElement {
   ]);
 }
 
+/** A run of another tool's scalars: only its loss curve (and accuracy) speak. */
+export function otherTool(run: string): HTMLElement {
+  return el("section", { class: "sg-card sg-note-card", attrs: { "data-empty": "other-tool" } }, [
+    el("h3", { class: "sg-card-title", text: "Scalars of another tool" }),
+    el("p", {
+      text: `Run “${run}” was not written by Keras's callbacks: its loss curve was found by the tag's name, so stalls are flagged from the curve alone and no cause can be measured. The notes under Findings say which tags were read.`,
+    }),
+    el("p", { text: "For a Keras model, add the callback to fit():" }),
+    codeBlock([IMPORT_LINE, FIT_LINE]),
+  ]);
+}
+
 export function emptyRun(): HTMLElement {
   return el("section", { class: "sg-card sg-empty", attrs: { "data-empty": "no-epochs" } }, [
     el("h3", { class: "sg-card-title", text: "No epoch logged yet" }),

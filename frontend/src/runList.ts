@@ -82,7 +82,7 @@ export class RunList {
         : `${r.epochs} epoch${r.epochs === 1 ? "" : "s"}` +
           (r.stalledEpochs > 0 ? ` · ${r.stalledEpochs} stalled` : "") +
           (r.topFinding ? ` · ${r.topFinding.replace(/_/g, " ")}` : "") +
-          (r.source === "keras" ? " · Keras logs only" : "");
+          (r.source === "keras" ? " · Keras logs only" : r.source === "scalars" ? " · loss curve only" : "");
     const li = el(
       "li",
       {

@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 
 from tb_stagnation.analysis.report import analyze_run
+from tb_stagnation.reader.errors import LogdirError
+from tb_stagnation.reader.run_data import RunData
 
 SCHEMA_VERSION = 1
 
@@ -41,7 +43,18 @@ def select_runs(names: list[str], pattern: re.Pattern | None) -> list[str]:
     return [name for name in names if pattern.search(name)]
 
 
-def analyze(logdir: str, run_pattern: str | None = None) -> dict:
+def run_report(run: RunData) -> dict:
+    """`analyze_run(run)`, or for a run that could not be read (`run.error`)
+    its empty report marked `"error": "<why>"` and `healthy: false`: an
+    unreadable run is not a healthy one, and the other runs are still reported."""
+    report = analyze_run(run)
+    if run.error:
+        report["error"] = run.error
+        report["healthy"] = False
+    return report
+
+
+def analyze(logdir: str, run_pattern: str | None = None, loss_tag: str | None = None) -> dict:
     """Diagnose every run of `logdir` (those whose name matches `run_pattern`).
 
     Args:
@@ -49,19 +62,27 @@ def analyze(logdir: str, run_pattern: str | None = None) -> dict:
             TensorBoard reads, e.g. gs://...).
         run_pattern: a regular expression; only runs whose logical name (the
             `log_dir` relative to `logdir`) contains a match are analysed.
+        loss_tag: the training loss's tag in runs written by other tools
+            (`tf.summary`, PyTorch, Lightning) when no name rule finds it.
 
     Returns:
         `{"schema": 1, "runs": [report, ...]}`, one report per run as
         `tb_stagnation.analysis.report.analyze_run` builds it, sorted by name.
+        A run that could not be read has an `"error"` line (`run_report`).
 
     Raises:
-        tb_stagnation.reader.errors.LogdirError: the logdir cannot be read.
+        tb_stagnation.reader.errors.LogdirError: the logdir cannot be read,
+            or holds no run while some of its folders could not be read.
         RunPatternError: `run_pattern` is not a valid regular expression.
     """
     pattern = compile_pattern(run_pattern)
     from tb_stagnation.reader.logdir import open_logdir
 
-    with open_logdir(logdir) as source:
-        names = select_runs(source.list_runs(), pattern)
-        reports = [analyze_run(run) for run in source.iter_runs(names)]
+    with open_logdir(logdir, loss_tag=loss_tag) as source:
+        all_names = source.list_runs()
+        if not all_names and source.unreadable_folders:
+            # "No runs" would hide that the runs may be in a folder we cannot read.
+            raise LogdirError(source.no_runs_reason())
+        names = select_runs(all_names, pattern)
+        reports = [run_report(run) for run in source.iter_runs(names)]
     return {"schema": SCHEMA_VERSION, "runs": reports}

@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from tb_stagnation.analysis import series
+from tb_stagnation.names import shorten
 from tb_stagnation.reader.run_data import RunData
 from tb_stagnation.summary import tags
 
@@ -68,6 +70,9 @@ LN_K_MAX_CLASSES = 10
 # (deep sigmoid stack: 0.6936 vs ln 2 = 0.6931), while randomly initialised
 # models start 2-10% away from it.
 LN_K_TOLERANCE = 0.005
+# A multi-output model's logged loss counts as the plain sum of its outputs'
+# logged losses within this (float32 rounding of the per-epoch means).
+SUM_RTOL = 1e-3
 
 
 def normalize_name(name: Any) -> str:
@@ -347,4 +352,154 @@ def from_output_layer(base: Baselines, card: dict | None) -> None:
         f"No label statistics: the loss of a uniform guess over the output's {classes} classes, "
         f"ln {classes} = {math.log(classes):.4f}, is used as the constant-predictor loss (an upper "
         "bound: imbalanced labels allow a lower one)."
+    )
+
+
+def summed_loss_heads(
+    card: dict | None, logged_keys: Iterable[str], from_callback: bool
+) -> list[str]:
+    """The outputs whose losses Keras adds up into the logged `loss`, when there
+    are two or more; else [].
+
+    The callback's model card lists every output with its loss. A plain-Keras
+    run's logged config names one output only, but Keras logs `<output>_loss`
+    beside `loss` for each head of a multi-output model.
+    """
+    outputs = card.get("outputs") if isinstance(card, dict) else None
+    if isinstance(outputs, list) and len(outputs) >= 2:
+        return [
+            str(output["name"])
+            for output in outputs
+            if isinstance(output, dict) and output.get("loss") and output.get("name") is not None
+        ]
+    if from_callback:
+        return []
+    heads = [
+        key[: -len("_loss")]
+        for key in logged_keys
+        if key.endswith("_loss") and key != "loss" and not key.startswith("val_")
+    ]
+    return heads if len(heads) >= 2 else []
+
+
+def uniform_guess_loss(output: Any) -> float | None:
+    """The loss of a uniform guess for one output of the model card: ln C for a
+    C-way softmax under a categorical loss, ln 2 for sigmoid units under a
+    binary one (Keras averages it over the units); None otherwise.
+
+    It is the constant-predictor loss of balanced labels and an upper bound of
+    it otherwise."""
+    if not isinstance(output, dict):
+        return None
+    family = loss_family(output.get("loss"))
+    activation = output.get("activation")
+    shape = output.get("shape")
+    width = shape[-1] if isinstance(shape, (list, tuple)) and shape else None
+    if not isinstance(width, int) or isinstance(width, bool) or width < 1:
+        return None
+    if family == "categorical" and activation == "softmax" and width >= 2:
+        return math.log(width)
+    if family == "binary" and activation == "sigmoid":
+        return math.log(2)
+    return None
+
+
+def _plain_sum(total: np.ndarray, parts: list[np.ndarray]) -> bool:
+    """Whether the logged total is the unweighted sum of the logged parts at every
+    epoch where all are finite (Keras logs each output's loss unweighted and the
+    total with loss_weights and regularisation included)."""
+    if any(part.shape != total.shape for part in parts):
+        return False
+    summed = np.sum(parts, axis=0)
+    both = np.isfinite(total) & np.isfinite(summed)
+    if not both.any():
+        return False
+    return bool(np.allclose(total[both], summed[both], rtol=SUM_RTOL, atol=1e-6))
+
+
+def for_summed_loss(
+    base: Baselines,
+    heads: list[str],
+    card: dict,
+    total: np.ndarray,
+    head_losses: dict[str, np.ndarray | None],
+) -> None:
+    """Baselines for the loss of a model with several outputs, which Keras logs
+    as the sum of the outputs' losses: one output's baseline cannot judge it (a
+    two-head model at both heads' baselines scores their sum, far above either).
+
+    The constant-predictor loss becomes the sum of the outputs' own: the exact
+    one of the output the label statistics describe, the uniform guess of each
+    other (an upper bound). When a part is unknown, or the total is weighted,
+    no loss baseline is given and the curve shape judges the stall. The
+    accuracy references go either way: Keras logs one accuracy per output.
+    """
+    stats_output = card.get("stats_output")
+    outputs = card.get("outputs") if isinstance(card.get("outputs"), list) else []
+    by_name = {o.get("name"): o for o in outputs if isinstance(o, dict)}
+    exact = base.constant_loss if base.source == "labels" else None
+    shown = ", ".join(shorten(name, 40) for name in heads)
+    fmt = series.fmt_num
+    intro = f"The model has {len(heads)} outputs with a loss ({shown}): the logged loss is "
+
+    parts: list[tuple[str, float, bool]] = []  # (output, its constant loss, exact)
+    reason = None
+    if any(head_losses.get(head) is None for head in heads):
+        reason = "not every output's own loss was logged"
+    elif not _plain_sum(total, [head_losses[head] for head in heads]):
+        reason = (
+            "it is not the plain sum of the outputs' logged losses (loss_weights, or extra "
+            "loss terms such as regularisation)"
+        )
+    else:
+        for head in heads:
+            if head == stats_output and exact is not None:
+                parts.append((head, exact, True))
+                continue
+            bound = uniform_guess_loss(by_name.get(head))
+            if bound is None:
+                name = shorten(head, 40)
+                reason = (
+                    f"the logged model config does not describe output {name}"
+                    if head not in by_name
+                    else f"the constant-predictor loss of output {name} is unknown (no label "
+                    "statistics of it, and no softmax or sigmoid under a cross-entropy loss)"
+                )
+                break
+            parts.append((head, bound, False))
+
+    base.majority_rate = None
+    base.accuracy_baseline = None
+    base.chance_accuracy = None
+    if reason is not None:
+        base.constant_loss = None
+        base.loss_kind = None
+        base.notes.append(
+            intro + "not compared with a constant-predictor loss, which exists per output: "
+            f"{reason}. Stalls are judged from the curve shape."
+        )
+        return
+    base.constant_loss = float(sum(value for _, value, _ in parts))
+    base.loss_kind = (
+        LOSS_KIND_CROSSENTROPY
+        if all(
+            loss_family(by_name.get(head, {}).get("loss")) in ("categorical", "binary")
+            for head in heads
+        )
+        else None
+    )
+    all_exact = all(is_exact for _, _, is_exact in parts)
+    base.source = "labels" if all_exact else "output"
+    terms = " + ".join(
+        f"{fmt(value)} ({shorten(head, 40)}, "
+        + ("from its labels" if is_exact else "a uniform guess")
+        + ")"
+        for head, value, is_exact in parts
+    )
+    bound = (
+        "" if all_exact else " (an upper bound: a uniform guess is the baseline of balanced labels)"
+    )
+    base.notes.append(
+        intro + "their sum, so the constant-predictor loss it is compared with is the sum of "
+        f"theirs: {terms} = {fmt(base.constant_loss)}{bound}."
     )

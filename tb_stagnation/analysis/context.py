@@ -143,7 +143,25 @@ class Context:
                 preflight=self.preflight,
             )
         )
-        if self.loss is not None and not self.is_callback:
+        heads = baselines.summed_loss_heads(
+            self.card,
+            [
+                tag[len(tags.LOGS_PREFIX) :]
+                for tag in self.scalars
+                if tag.startswith(tags.LOGS_PREFIX)
+            ],
+            self.is_callback,
+        )
+        if self.loss is not None and len(heads) >= 2:
+            prefix = "val_" if self.loss_tag == tags.logs_tag("val_loss") else ""
+            baselines.for_summed_loss(
+                self.baselines,
+                heads,
+                self.card,
+                self.loss,
+                {head: self.scalars.get(tags.logs_tag(f"{prefix}{head}_loss")) for head in heads},
+            )
+        elif self.loss is not None and not self.is_callback:
             baselines.from_output_layer(self.baselines, self.card)
             baselines.estimate_from_curve(self.baselines, self.loss)
         if self.loss is not None:
@@ -277,6 +295,10 @@ class Context:
         """Epochs where >= 99% of the probe got one class, unless the labels are that skewed."""
         top = self.s(tags.PRED_TOP_CLASS_SHARE)
         majority = self.baselines.majority_rate
+        shares = self.baselines.class_shares
+        if majority is None and shares is not None and shares.size:
+            # Set aside for a summed multi-output loss, still true of the labels.
+            majority = float(shares.max())
         if top is None or (majority is not None and majority >= stall.COLLAPSED_TOP_SHARE):
             return None
         if not self.baselines.labels_are_classes or self.multi_label:

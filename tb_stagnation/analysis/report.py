@@ -23,7 +23,7 @@ from tb_stagnation.analysis.findings import (
     Finding,
 )
 from tb_stagnation.analysis.series import fmt_epochs, fmt_num
-from tb_stagnation.reader.run_data import SOURCE_CALLBACK, SOURCE_KERAS, RunData
+from tb_stagnation.reader.run_data import SOURCE_CALLBACK, SOURCE_KERAS, SOURCE_SCALARS, RunData
 from tb_stagnation.summary import tags
 
 KERAS_ONLY_NOTE = (
@@ -31,6 +31,11 @@ KERAS_ONLY_NOTE = (
     "learning-rate curves alone. Add tb_stagnation.StagnationCallback(log_dir=...) to fit()'s "
     "callbacks for the full diagnosis (gradients, layers, labels, inputs, predictions)."
 )
+OTHER_TOOL_NOTE = (
+    "Stalls are flagged from the loss curve (and accuracy, when logged) alone; the causes need "
+    "data only tb_stagnation.StagnationCallback records in a Keras fit()."
+)
+_SOURCES = (SOURCE_CALLBACK, SOURCE_KERAS, SOURCE_SCALARS)
 
 # A strong finding (error, confidence >= 0.75) of a lower tier caps the findings
 # of higher tiers it overlaps just below its own confidence: "constant labels"
@@ -97,7 +102,18 @@ def _no_progress(ctx: Context, findings: list[Finding]) -> Finding | None:
     window = max(ctx.stall.windows, key=lambda w: w.end - w.start)
     part = ctx.loss[window.start : window.end + 1]
     finite = part[np.isfinite(part)]
-    level = f"around {fmt_num(float(np.median(finite)))}" if finite.size else "non-finite"
+    level = f"stays around {fmt_num(float(np.median(finite)))}" if finite.size else "is non-finite"
+    first, last = int(ctx.epochs[window.start]), int(ctx.epochs[window.end])
+    rest = part[1:][np.isfinite(part[1:])]
+    if rest.size >= 2 and np.isfinite(part[0]):
+        start, median = float(part[0]), float(np.median(rest))
+        if max(abs(start), abs(median)) > 2 * min(abs(start), abs(median)):
+            # "Stays around" would be false of a window that opens with the
+            # epoch before a blow-up (or before a collapse to ~0).
+            level = (
+                f"goes from {fmt_num(start)} in epoch {first} to around {fmt_num(median)} in "
+                f"epochs {int(ctx.epochs[window.start + 1])}-{last}"
+            )
     base = ctx.baselines.constant_loss
     base_text = f" (a constant predictor scores {fmt_num(base)})" if base is not None else ""
     accuracy = ""
@@ -109,13 +125,19 @@ def _no_progress(ctx: Context, findings: list[Finding]) -> Finding | None:
                 f"; accuracy is exactly {acc_part[0]:.4f} in every one of these epochs, so the "
                 "predicted classes never change"
             )
-    first, last = int(ctx.epochs[window.start]), int(ctx.epochs[window.end])
     epochs = ctx.epochs_of(ctx.stalled)
     if ctx.is_callback:
         fix = (
             "No logged statistic points to one cause. Check that the model can overfit 20 "
             "training samples; if it cannot, compare labels, output activation and loss, and "
             "inspect a batch right before fit()."
+        )
+    elif ctx.run.source == SOURCE_SCALARS:
+        fix = (
+            "Check that the model can overfit 20 training samples, that labels, output "
+            "activation and loss agree, and that the learning rate suits the optimizer. For a "
+            "Keras model, tb_stagnation.StagnationCallback(log_dir=...) in fit() measures the "
+            "causes (gradients, layers, labels, inputs)."
         )
     else:
         fix = (
@@ -129,16 +151,19 @@ def _no_progress(ctx: Context, findings: list[Finding]) -> Finding | None:
         confidence=0.3,
         epochs=epochs,
         evidence=(
-            f"The loss stays {level} in epochs {first}-{last}{base_text} ({window.kind}) "
-            f"{accuracy}".rstrip()
-            + "."
+            (
+                f"The loss {level}{base_text} ({window.kind})"
+                if level.startswith("goes")
+                else f"The loss {level} in epochs {first}-{last}{base_text} ({window.kind})"
+            )
+            + f"{accuracy}."
         ),
         fix=fix,
     )
 
 
 # Findings a plain-Keras run gets from the model config Keras logged.
-CONFIG_CODES = ("loss_output_mismatch", "frozen_layers", "dropout_too_high")
+CONFIG_CODES = ("loss_output_mismatch", "frozen_layers", "dropout_too_high", "vanishing_gradients")
 # They rest on the config alone (no labels, no gradients): lower confidence.
 CONFIG_CONFIDENCE_FACTOR = 0.9
 CONFIG_SOURCE_TEXT = " (Read from the model config that keras.callbacks.TensorBoard logged.)"
@@ -170,7 +195,7 @@ def _labels_seen(ctx: Context) -> bool:
 def _empty_report(run: RunData, notes: list[str]) -> dict:
     return {
         "run": str(run.name),
-        "source": run.source if run.source in (SOURCE_CALLBACK, SOURCE_KERAS) else SOURCE_KERAS,
+        "source": run.source if run.source in _SOURCES else SOURCE_KERAS,
         "epochs": 0,
         "healthy": True,
         "stalled_epochs": [],
@@ -196,7 +221,9 @@ def _analyze(run: RunData) -> dict:
         notes.append(f"The run's data could not be analysed ({type(error).__name__}: {error}).")
         return _empty_report(run, notes)
     notes.extend(ctx.notes)
-    if not ctx.is_callback:
+    if run.source == SOURCE_SCALARS:
+        notes.append(OTHER_TOOL_NOTE)
+    elif not ctx.is_callback:
         notes.append(KERAS_ONLY_NOTE)
 
     findings: list[Finding] = []
@@ -252,7 +279,7 @@ def _analyze(run: RunData) -> dict:
     ]
     return {
         "run": ctx.name,
-        "source": SOURCE_CALLBACK if ctx.is_callback else SOURCE_KERAS,
+        "source": run.source if run.source in _SOURCES else SOURCE_KERAS,
         "epochs": ctx.n,
         "healthy": not stalled_epochs and not has_error,
         "stalled_epochs": stalled_epochs,

@@ -65,6 +65,11 @@ LOSS_TOLERANCE = 0.005
 # per epoch; autoencoders and regressions converging towards an unknown floor
 # still move 0.3-0.7% per epoch.
 CURVE_LOSS_TOLERANCE = 0.00125
+# Without a baseline, a loss that fell in every epoch of a window, in a run
+# whose loss already fell >= 10% below its first epoch, is converging towards
+# a floor we cannot see (a BCE autoencoder's floor is the targets' entropy, not
+# 0), not stalled; a rate too small creeps from the start and never gets there.
+CURVE_LEARNED_DROP = 0.10
 # Progress of a loss still above the constant-predictor loss, when no accuracy
 # tells learning from learning the target mean: 5% per epoch (10x the
 # tolerance below the baseline). Our measurement: healthy regressions fall
@@ -495,6 +500,14 @@ def detect(
     extreme_sum = prefix(extreme)
     swing_sum = prefix(swing)
     up_sum = prefix(up)
+    falling = np.zeros(n, dtype=bool)
+    learned_before = np.zeros(n, dtype=bool)
+    if basis == "curve" and finite.any():
+        with np.errstate(invalid="ignore"):
+            falling[1:] = raw[1:] < raw[:-1]
+            first_loss = abs(float(raw[np.flatnonzero(finite)[0]]))
+            learned_before = best_raw <= (1.0 - CURVE_LEARNED_DROP) * first_loss
+    falling_sum = prefix(falling)
 
     def progress(lag: int) -> np.ndarray:
         start = np.arange(n - lag)
@@ -541,6 +554,10 @@ def detect(
                 diverging &= window_max_raw > constant
         no_good = (not_good[end + 1] - not_good[start]) == lag + 1
         all_bad = (bad[end + 1] - bad[start]) == lag + 1
+        converging = learned_before[start] & (
+            (falling_sum[end + 1] - falling_sum[start + 1]) == lag
+        )
+        all_bad &= ~converging
         lr_gone = (collapsed_sum[end + 1] - collapsed_sum[start + 1]) == lag
         oscillating = (
             (swing_sum[end + 1] - swing_sum[start + 1]) >= max(1, math.ceil(SWING_SHARE * lag))

@@ -76,10 +76,19 @@ def weight_stats(
         # float32 BLAS dots: a 1M-weight model costs well under a millisecond,
         # and (after - before) of nearby floats is exact, so updates many
         # orders below the weights keep their precision.
-        after = np.asarray(after, np.float32).ravel()
-        delta = after - np.asarray(before, np.float32).ravel()
-        w = float(np.dot(after, after))
-        u = float(np.dot(delta, delta))
+        after, before = np.asarray(after), np.asarray(before)
+        if np.iscomplexobj(after) or np.iscomplexobj(before):
+            # Complex weights: the norm counts both parts (|z|^2), never a
+            # silently dropped imaginary part.
+            after = after.astype(np.complex64).ravel()
+            delta = after - before.astype(np.complex64).ravel()
+            w = float(np.vdot(after, after).real)
+            u = float(np.vdot(delta, delta).real)
+        else:
+            after = after.astype(np.float32, copy=False).ravel()
+            delta = after - before.astype(np.float32, copy=False).ravel()
+            w = float(np.dot(after, after))
+            u = float(np.dot(delta, delta))
         targets = [layer] + ([num_layers] if is_global else [])
         for target in targets:
             weight_sq[target] += w
@@ -173,6 +182,8 @@ def class_probabilities(
     Mirrors Keras's crossentropy: logits go through softmax/sigmoid, anything
     else is normalised to sum 1 and clipped, as the loss itself sees it.
     """
+    if np.iscomplexobj(outputs):
+        return None  # complex outputs are no class probabilities
     values = np.asarray(outputs, np.float64)
     eps = 1e-7
     if task == TASK_BINARY:

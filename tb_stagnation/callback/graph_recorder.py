@@ -285,6 +285,9 @@ class GraphRecorder:
                 entries[segment] += size
                 present[segment] = 1.0
         values = [g.values if isinstance(g, tf.IndexedSlices) else g for g, _ in pairs]
+        # A complex gradient's norm is that of its magnitudes (|z|^2 counts
+        # both parts); a cast to float would drop the imaginary part.
+        values = [tf.math.abs(v) if v.dtype.is_complex else v for v in values]
         # Which entries of `squares` belong to each layer, fixed at trace time:
         # Python-side grouping becomes a few fused scalar adds (a segment sum
         # would be an XLA scatter).

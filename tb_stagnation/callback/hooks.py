@@ -22,11 +22,21 @@ models are untouched):
 
 Our wrappers are set with `object.__setattr__`, so Keras's and TensorFlow's
 attribute tracking never see them (nothing of ours is saved with the model).
+
+A train function call belongs to our fit only when it comes from the thread
+that installed the hooks, right after our `on_train_batch_begin`. Any other
+call is another user of the same model: a `fit` in another thread gets
+Keras's own clean train function (our wrappers pass through while it traces),
+and a call from our thread after our `fit` ended abnormally (an exception
+outside the train step, where Keras calls no `on_train_end`) first restores
+the model. Restoring puts back Keras's train function of before the `fit`,
+never None, so a `fit` still running in another thread goes on.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +48,26 @@ from tb_stagnation.callback.distribution import replicas_in_sync
 _INSTALLED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 _COMPUTE_LOSS_ARGS = ("x", "y", "y_pred", "sample_weight", "training")
+
+# Per thread: inside Keras's `_compute_loss` (which calls the public
+# `compute_loss`: record once), and running a train function that is not
+# ours (another thread's `fit` on the same model: record nothing).
+_THREAD = threading.local()
+
+# Marks our train-function wrapper, so a stale one is never mistaken for
+# Keras's clean function.
+_WRAPPER_MARK = "_tb_stagnation_wrapper"
+
+
+def is_instrumented(function: Any) -> bool:
+    """Whether `function` is one of our train-function wrappers."""
+    return bool(getattr(function, _WRAPPER_MARK, False))
+
+
+def live_fit_elsewhere(model: Any) -> bool:
+    """Whether our hooks on `model` belong to a `fit` still running in another thread."""
+    hooks = _INSTALLED.get(model)
+    return hooks is not None and hooks.owned_by_another_live_thread()
 
 
 class TrainingHooks:
@@ -66,10 +96,18 @@ class TrainingHooks:
         self.active = False
         self._first_batch_done = False
         self._wrapper: Any = None
-        # Trace-time flags: inside Keras's `_compute_loss` (which calls the
-        # public `compute_loss`: record once), inside our train function.
-        self._in_private_loss = False
+        # Trace-time flag: inside our train function. Not per thread: under a
+        # strategy the replica functions trace in threads of their own.
         self._in_train_function = False
+        # The thread whose `fit` installed us (weakly: a finished thread
+        # means a finished `fit`), and whether our `on_train_batch_begin`
+        # announced the next train function call.
+        self._owner: Any = weakref.ref(threading.current_thread())
+        self._owner_ident = threading.get_ident()
+        self._call_expected = False
+        # Keras's train function of before `install`: put back by `uninstall`
+        # and run for the calls that are not ours.
+        self._keras_function: Any = None
         # True when the gradients are read after the all-reduce (see install).
         self.gradients_all_reduced = False
 
@@ -79,7 +117,11 @@ class TrainingHooks:
         model = self._model
         previous = _INSTALLED.get(model)
         if previous is not None:
+            # Left by a `fit` that ended without cleaning up, or a second
+            # StagnationCallback in this one: the newest records.
             previous.uninstall()
+        function = getattr(model, "train_function", None)
+        self._keras_function = None if is_instrumented(function) else function
         self._patch(model, "_compute_loss", self._wrap_compute_loss(model._compute_loss))
         public = getattr(model, "compute_loss", None)
         if callable(public):
@@ -95,6 +137,16 @@ class TrainingHooks:
         model.make_train_function(force=True)
         self._wrapper = self._wrap_train_function(model.train_function)
         model.train_function = self._wrapper
+
+    def expect_call(self) -> None:
+        """The next train function call in this thread is our `fit`'s step."""
+        self._call_expected = True
+
+    def owned_by_another_live_thread(self) -> bool:
+        if self._owner_ident == threading.get_ident():
+            return False
+        owner = self._owner()
+        return owner is not None and owner.is_alive()
 
     def _patch_all_reduce(self, optimizer: Any) -> None:
         """Read the gradients after Keras's cross-replica sum, when there is one.
@@ -113,7 +165,7 @@ class TrainingHooks:
         self.gradients_all_reduced = True
 
     def uninstall(self) -> None:
-        """Restore the originals; the next `fit` retraces a clean train function."""
+        """Restore the originals and Keras's own train function."""
         self.active = False
         for obj, name, wrapper, had_own, original in reversed(self._patches):
             if vars(obj).get(name) is not wrapper:
@@ -125,13 +177,25 @@ class TrainingHooks:
         self._patches = []
         if _INSTALLED.get(self._model) is self:
             del _INSTALLED[self._model]
-        self._model.train_function = None
+        if self._model.train_function is self._wrapper:
+            # Never None: a `fit` in another thread looks it up at every step.
+            self._model.train_function = self._keras_function
+        self._wrapper = None
 
     def _patch(self, obj: Any, name: str, wrapper: Any) -> None:
         had_own = name in vars(obj)
         original = vars(obj).get(name)
         object.__setattr__(obj, name, wrapper)
         self._patches.append((obj, name, wrapper, had_own, original))
+
+    def _recording(self) -> bool:
+        """Whether a wrapper called now is tracing (or running) our fit's step."""
+        return (
+            self.active
+            and self.recorder is not None
+            and self._in_train_function
+            and not getattr(_THREAD, "foreign", False)
+        )
 
     def _safely(self, function: Callable, *args: Any) -> Any:
         try:
@@ -148,11 +212,12 @@ class TrainingHooks:
 
         @functools.wraps(original)
         def _compute_loss(*args: Any, **kwargs: Any) -> Any:
-            hooks._in_private_loss = True
+            outer = getattr(_THREAD, "in_private_loss", False)
+            _THREAD.in_private_loss = True
             try:
                 loss = original(*args, **kwargs)
             finally:
-                hooks._in_private_loss = False
+                _THREAD.in_private_loss = outer
             hooks._record_loss_call(args, kwargs, loss)
             return loss
 
@@ -168,14 +233,14 @@ class TrainingHooks:
         @functools.wraps(original)
         def compute_loss(*args: Any, **kwargs: Any) -> Any:
             loss = original(*args, **kwargs)
-            if not hooks._in_private_loss and hooks._in_train_function:
+            if not getattr(_THREAD, "in_private_loss", False):
                 hooks._record_loss_call(args, kwargs, loss)
             return loss
 
         return compute_loss
 
     def _record_loss_call(self, args: tuple, kwargs: dict, loss: Any) -> None:
-        if not (self.active and self.recorder is not None):
+        if not self._recording():
             return
         bound = dict(zip(_COMPUTE_LOSS_ARGS, args))
         bound.update(kwargs)
@@ -197,7 +262,7 @@ class TrainingHooks:
             grads = list(grads)
             if trainable_variables is not None:
                 trainable_variables = list(trainable_variables)
-            if hooks.active and hooks.recorder is not None and not hooks.gradients_all_reduced:
+            if hooks._recording() and not hooks.gradients_all_reduced:
                 variables = trainable_variables
                 if variables is None:
                     variables = list(getattr(optimizer, "_trainable_variables", []))
@@ -212,7 +277,7 @@ class TrainingHooks:
         @functools.wraps(original)
         def _all_reduce_sum_gradients(grads_and_vars: Any, *args: Any, **kwargs: Any) -> Any:
             reduced = list(original(grads_and_vars, *args, **kwargs))
-            if hooks.active and hooks.recorder is not None:
+            if hooks._recording():
                 hooks._safely(
                     hooks.recorder.record_gradients,
                     [grad for grad, _ in reduced],
@@ -229,6 +294,8 @@ class TrainingHooks:
         state = {"function": instrumented, "calls": 0}
 
         def train_function(iterator: Any) -> Any:
+            if not hooks._owns_this_call():
+                return hooks._run_foreign_call(iterator)
             if not hooks._first_batch_done:
                 hooks._first_batch_done = True
                 hooks._safely(hooks._on_first_batch, iterator)
@@ -263,7 +330,51 @@ class TrainingHooks:
                 hooks._abort()  # KeyboardInterrupt: Keras will not call on_train_end
                 raise
 
+        setattr(train_function, _WRAPPER_MARK, True)
         return train_function
+
+    def _owns_this_call(self) -> bool:
+        if threading.get_ident() != self._owner_ident or not self._call_expected:
+            return False
+        self._call_expected = False
+        return True
+
+    def _run_foreign_call(self, iterator: Any) -> Any:
+        """A train function call that is not our fit's step: never record it.
+
+        From our own thread, or from any thread once ours has ended, it means
+        our `fit` is over (it ended outside the train step, so Keras skipped
+        `on_train_end`): restore the model, then run Keras's function. From
+        another thread while ours is alive, it is a concurrent `fit`: it runs
+        Keras's function and our `fit` goes on recording its own steps.
+        """
+        if _INSTALLED.get(self._model) is self and not self.owned_by_another_live_thread():
+            self._abort()
+            if _INSTALLED.get(self._model) is self:
+                self.uninstall()  # on_abort failed to
+        function = self._keras_train_function()
+        outer = getattr(_THREAD, "foreign", False)
+        _THREAD.foreign = True
+        try:
+            return function(iterator)
+        finally:
+            _THREAD.foreign = outer
+
+    def _keras_train_function(self) -> Callable:
+        function = self._keras_function
+        if function is not None:
+            return function
+        model = self._model
+        try:
+            # Built without assigning it, so our fit keeps its wrapper.
+            function = model._make_function(model.train_step)
+        except Exception:  # another Keras: build it the public way
+            model.make_train_function(force=True)
+            function = model.train_function
+            if self._wrapper is not None and _INSTALLED.get(model) is self:
+                model.train_function = self._wrapper
+        self._keras_function = function
+        return function
 
     def _clean_train_function(self) -> Callable:
         self.active = False

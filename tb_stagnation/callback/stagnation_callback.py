@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import warnings
 import weakref
 from typing import Any
@@ -24,7 +25,7 @@ from tb_stagnation.callback.graph_recorder import (  # noqa: E402
     LeafSpec,
     RecorderPlan,
 )
-from tb_stagnation.callback.hooks import TrainingHooks  # noqa: E402
+from tb_stagnation.callback.hooks import TrainingHooks, live_fit_elsewhere  # noqa: E402
 from tb_stagnation.callback.preflight import OVERFIT_SAMPLES, Preflight  # noqa: E402
 from tb_stagnation.callback.probe import ProbeRunner  # noqa: E402
 from tb_stagnation.callback.stall_stopper import StallStopper  # noqa: E402
@@ -34,6 +35,13 @@ from tb_stagnation.summary.writer import SummaryWriteError, SummaryWriter  # noq
 # Fingerprints of the last this-many training batches are kept on the device
 # between two reads by the host.
 _RING_SIZE = 1024
+
+# Per run folder, the newest epoch and batch steps written to it in this
+# process: a later `fit` into the same folder (a re-run notebook cell, with
+# the same callback or a new one) goes on after them instead of writing over
+# them. Folders first seen here are read from disk once (`_steps_on_disk`).
+_WRITTEN: dict[str, list[int]] = {}
+_WRITTEN_LOCK = threading.Lock()
 
 
 def _version() -> str:
@@ -91,8 +99,11 @@ class StagnationCallback(keras.callbacks.Callback):
 
     Args:
         log_dir: the path of the directory where to save the log files, the
-            same you give `keras.callbacks.TensorBoard`. Files go to its
-            `stagnation/` subfolder. Defaults to `"logs"`.
+            same you give `keras.callbacks.TensorBoard`: a str or
+            `os.PathLike` (bytes are decoded like `os.fsdecode`), `~` is
+            expanded. Files go to its `stagnation/` subfolder. A later `fit`
+            logging to the same folder goes on after the epochs it already
+            holds (as `initial_epoch` would number them). Defaults to `"logs"`.
         update_freq: `"epoch"`, `"batch"` or an integer N. With `"batch"` or
             N, the loss and the global gradient norm of the latest training
             step are also written every N batches (`batch/loss`,
@@ -150,7 +161,7 @@ class StagnationCallback(keras.callbacks.Callback):
     ) -> None:
         super().__init__()
         require_tensorflow_backend(keras)
-        self.log_dir = os.fspath(log_dir)
+        self.log_dir = _check_log_dir(log_dir)
         self.update_freq = _check_update_freq(update_freq)
         if not isinstance(probe_size, (int, np.integer)) or probe_size < 0:
             raise ValueError(f"probe_size must be an integer >= 0, got {probe_size!r}")
@@ -173,6 +184,10 @@ class StagnationCallback(keras.callbacks.Callback):
         self._writer: SummaryWriter | None = None
         self._finalizer: Any = None
         self._hooks: TrainingHooks | None = None
+        # The thread of the fit being recorded, and threads whose concurrent
+        # fit (on the same model, or with this same instance) is not recorded.
+        self._fit_thread: Any = None
+        self._ignored_threads: set[int] = set()
         self._reset_fit_state()
 
     # ------------------------------------------------------------ fit state
@@ -192,6 +207,11 @@ class StagnationCallback(keras.callbacks.Callback):
         self._previous_classes: np.ndarray | None = None
         self._distinct: epoch_stats.DistinctBatches | None = None
         self._epoch = 0
+        # Added to Keras's epoch numbers, so a fit into a folder that already
+        # holds epochs goes on after them (None until the first epoch begins).
+        self._epoch_offset: int | None = None
+        self._steps_before = (-1, -1)  # newest epoch and batch steps already in the folder
+        self._run_key: str | None = None
         self._batches_in_epoch = 0
         self._drained_at = 0
         self._global_batch_start = 0
@@ -227,6 +247,24 @@ class StagnationCallback(keras.callbacks.Callback):
             )
         warnings.warn(message, RuntimeWarning, stacklevel=2)
 
+    def _ignores_this_thread(self) -> bool:
+        """A concurrent fit's call: only the fit that began first is recorded."""
+        return threading.get_ident() in self._ignored_threads or self._fit_in_another_thread()
+
+    def _fit_in_another_thread(self) -> bool:
+        owner = self._fit_thread() if self._fit_thread is not None else None
+        return owner is not None and owner is not threading.current_thread() and owner.is_alive()
+
+    def _step_aside(self) -> None:
+        self._ignored_threads.add(threading.get_ident())
+        warnings.warn(
+            "StagnationCallback: this model (or this callback) is already recording a fit "
+            "running in another thread, so this fit is not recorded; its steps are not "
+            "counted in the other fit's statistics either. Training is not affected.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
     def _guarded(self, function: Any, *args: Any) -> Any:
         try:
             return function(*args)
@@ -237,9 +275,15 @@ class StagnationCallback(keras.callbacks.Callback):
     # ------------------------------------------------------------- Keras hooks
 
     def on_train_begin(self, logs: dict | None = None) -> None:
+        # Left here by a concurrent fit of this thread that ended abnormally.
+        self._ignored_threads.discard(threading.get_ident())
+        if self._fit_in_another_thread() or live_fit_elsewhere(self.model):
+            self._step_aside()
+            return
         # A fit of ours interrupted outside its train step left these open.
         self._finish()
         self._reset_fit_state()
+        self._fit_thread = weakref.ref(threading.current_thread())
         strategy = self.model.distribute_strategy
         self._records_here = distribution.writes_summaries(strategy)
         if self._stall_stopper is not None and distribution.worker_count(strategy) > 1:
@@ -255,6 +299,11 @@ class StagnationCallback(keras.callbacks.Callback):
         if self._preflight is not None:
             self._preflight.quiet = not self._records_here
         if self._records_here:
+            run_dir = os.path.join(self.log_dir, tags.RUN_SUBDIR)
+            self._run_key = _run_key(run_dir)
+            before = self._guarded(_steps_written_before, self._run_key, run_dir)
+            if before is not None:
+                self._steps_before = before
             # Not guarded: an unwritable log_dir is the user's to fix, now.
             self._writer = self._open_writer()
             self._finalizer = weakref.finalize(self, _close_quietly, self._writer)
@@ -268,6 +317,8 @@ class StagnationCallback(keras.callbacks.Callback):
         if iterations is not None:
             # Continue the global batch count of an earlier fit of this model.
             self._global_batch_start = int(_to_numpy(iterations))
+        # A new model logging into a used folder: go on after its batch steps.
+        self._global_batch_start = max(self._global_batch_start, self._steps_before[1] + 1)
         if isinstance(self.update_freq, int):
             self._last_batch_bucket = self._global_batch_start // self.update_freq
         if self.verbose and self._writer is not None:
@@ -290,8 +341,22 @@ class StagnationCallback(keras.callbacks.Callback):
             for variable in layer.variables
         ]
 
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        if self._hooks is not None and not self._ignores_this_thread():
+            self._hooks.expect_call()
+
     def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
-        self._epoch = int(epoch)
+        if self._ignores_this_thread():
+            return
+        if self._epoch_offset is None:
+            self._epoch_offset = max(0, self._steps_before[0] + 1 - int(epoch))
+            if self._epoch_offset and self.verbose and self._writer is not None:
+                print_message(
+                    f"StagnationCallback: {self._writer.run_dir} already holds epochs up to "
+                    f"{self._steps_before[0]}; this fit's epochs are logged from "
+                    f"{int(epoch) + self._epoch_offset} on (as with initial_epoch)."
+                )
+        self._epoch = int(epoch) + self._epoch_offset
         self._batches_in_epoch = 0
         self._drained_at = 0
         self._last_grad_step_written = -1
@@ -299,6 +364,8 @@ class StagnationCallback(keras.callbacks.Callback):
             self._snapshot = self._guarded(self._read_weights)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self._ignores_this_thread():
+            return
         self._batches_in_epoch = int(batch) + 1
         if self._preflight is not None and self._preflight.pending:
             self._guarded(self._preflight.after_batch)
@@ -311,8 +378,9 @@ class StagnationCallback(keras.callbacks.Callback):
             self._guarded(self._maybe_write_batch)
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        if self._writer is None:
+        if self._writer is None or self._ignores_this_thread():
             return
+        epoch = int(epoch) + (self._epoch_offset or 0)
         if self._preflight is not None and self._preflight.pending:
             # Before the epoch's statistics are read and reset: decide what still waits.
             self._guarded(self._preflight.after_batch, True)
@@ -349,6 +417,11 @@ class StagnationCallback(keras.callbacks.Callback):
             print_message(_summary_line(int(epoch), scalars))
 
     def on_train_end(self, logs: dict | None = None) -> None:
+        if threading.get_ident() in self._ignored_threads:
+            self._ignored_threads.discard(threading.get_ident())
+            return
+        if self._ignores_this_thread():
+            return
         self._finish()
 
     # ------------------------------------------------------------- lifecycle
@@ -376,6 +449,7 @@ class StagnationCallback(keras.callbacks.Callback):
             self._finalizer = None
         self._recorder = None
         self._probe = None
+        self._fit_thread = None
 
     # --------------------------------------------------------- first batch
 
@@ -550,6 +624,9 @@ class StagnationCallback(keras.callbacks.Callback):
                 # class_weight / sample_weight reweight the loss: the
                 # constant-predictor loss of the labels no longer applies.
                 "sample_weighted": self._sample_weighted,
+                # Nonzero when this fit's epochs were moved after those the
+                # folder already held (Keras numbered them from this minus it).
+                **({"epoch_offset": self._epoch_offset} if self._epoch_offset else {}),
             },
         )
         self._card = card  # for the pre-flight and stop_on_stall
@@ -577,13 +654,17 @@ class StagnationCallback(keras.callbacks.Callback):
             scalars[tags.BATCH_GRAD_GLOBAL_NORM] = grad_norm
             self._last_grad_step_written = grad_step
         self._writer.write_step(index, scalars=scalars)
+        _note_written(self._run_key, batch=index)
 
     # ------------------------------------------------------------- per epoch
 
     def _logs_values(self, logs: dict, scalars: dict) -> None:
         for key, value in logs.items():
             try:
-                array = np.asarray(value, dtype=np.float64)
+                array = np.asarray(value)
+                if np.iscomplexobj(array):
+                    continue  # a complex metric has no single curve to plot
+                array = array.astype(np.float64)
             except (TypeError, ValueError):
                 continue  # a string or structure: nothing to plot
             if array.ndim == 0:
@@ -668,6 +749,7 @@ class StagnationCallback(keras.callbacks.Callback):
         self._writer.write_step(
             epoch, scalars=scalars, layer_stats=layer_stats, class_counts=class_counts
         )
+        _note_written(self._run_key, epoch=epoch)
         # Flushed every epoch, so a running TensorBoard sees the epoch now.
         self._writer.flush()
 
@@ -677,6 +759,84 @@ def _to_numpy(value: Any) -> np.ndarray:
     if hasattr(value, "numpy"):
         value = value.numpy()
     return np.asarray(value)
+
+
+def _check_log_dir(log_dir: Any) -> str:
+    """The folder as a str, `~` expanded; a clear TypeError for anything else."""
+    if isinstance(log_dir, os.PathLike):
+        log_dir = os.fspath(log_dir)
+    if isinstance(log_dir, bytes):
+        # The os module takes bytes paths too; decode them the same way.
+        log_dir = os.fsdecode(log_dir)
+    if not isinstance(log_dir, str):
+        raise TypeError(
+            "log_dir must be a folder path (a str or os.PathLike, such as pathlib.Path), "
+            f"the one given to keras.callbacks.TensorBoard; got {type(log_dir).__name__} "
+            f"{log_dir!r}"
+        )
+    if "\0" in log_dir:
+        raise ValueError(f"log_dir contains a NUL character: {log_dir!r}")
+    return os.path.expanduser(log_dir)
+
+
+def _run_key(run_dir: str) -> str:
+    if "://" in run_dir:
+        return run_dir.rstrip("/")
+    return os.path.realpath(run_dir)
+
+
+def _steps_written_before(key: str, run_dir: str) -> tuple[int, int]:
+    """The newest epoch and batch steps already in `run_dir` (-1: none)."""
+    files = _event_files(run_dir)
+    with _WRITTEN_LOCK:
+        known = _WRITTEN.get(key)
+        if not files:
+            # Emptied since (a notebook cell that clears its log folder first).
+            _WRITTEN.pop(key, None)
+            return -1, -1
+        if known is not None:
+            return known[0], known[1]
+    # First seen in this process: a run of an earlier one is continued too.
+    found = _steps_on_disk(files)
+    with _WRITTEN_LOCK:
+        known = _WRITTEN.setdefault(key, list(found))
+        return known[0], known[1]
+
+
+def _event_files(run_dir: str) -> list[str]:
+    gfile = tf.io.gfile
+    if not gfile.isdir(run_dir):
+        return []
+    return sorted(
+        os.path.join(run_dir, name) for name in gfile.listdir(run_dir) if "tfevents" in name
+    )
+
+
+def _steps_on_disk(files: list[str]) -> tuple[int, int]:
+    from tensorboard.backend.event_processing import event_file_loader
+
+    epoch = batch = -1
+    # The card and pre-flight record come before a fit's first epoch ends: a
+    # fit that died at its first step leaves no epoch to go on after.
+    not_epochs = (tags.MODEL_CARD, tags.PREFLIGHT)
+    for path in files:
+        loader = event_file_loader.EventFileLoader(path)
+        for event in loader.Load():
+            for value in event.summary.value:
+                if value.tag.startswith(tags.BATCH_PREFIX):
+                    batch = max(batch, int(event.step))
+                elif value.tag not in not_epochs:
+                    epoch = max(epoch, int(event.step))
+    return epoch, batch
+
+
+def _note_written(key: str | None, epoch: int = -1, batch: int = -1) -> None:
+    if key is None:
+        return
+    with _WRITTEN_LOCK:
+        known = _WRITTEN.setdefault(key, [-1, -1])
+        known[0] = max(known[0], int(epoch))
+        known[1] = max(known[1], int(batch))
 
 
 def _check_update_freq(update_freq: Any) -> str | int:

@@ -145,6 +145,8 @@ class RunAnalyses:
             return analysis, body
 
     def _analysis_of(self, run: RunData) -> RunAnalysis:
+        if run.error:  # the reader could not read it: an `error` row, /report says why
+            return RunAnalysis(run.num_epochs, error=run.error)
         try:
             report = jsonable.to_jsonable(self._analyze(run))
         except Exception as error:  # noqa: BLE001 - one bad run must not break the others

@@ -8,6 +8,7 @@ exactly once.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl
 
 from werkzeug import wrappers
@@ -19,6 +20,9 @@ from tb_stagnation.plugin.responses import BadRequestError
 MAX_RUN_CHARS = 16_384
 # The whole query; the run name may triple in size when percent-encoded.
 MAX_QUERY_BYTES = 4 * MAX_RUN_CHARS
+# parse_qsl keeps a `%` not followed by two hex digits as a literal `%`: `run=%`
+# would name a run "%" and get a 404 for a URL the client garbled.
+_BAD_PERCENT = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 
 
 def run_param(request: wrappers.Request) -> str:
@@ -27,6 +31,12 @@ def run_param(request: wrappers.Request) -> str:
     if len(raw) > MAX_QUERY_BYTES:
         raise BadRequestError(
             f"query string too long ({len(raw)} bytes; the limit is {MAX_QUERY_BYTES})"
+        )
+    bad = _BAD_PERCENT.search(raw)
+    if bad is not None:
+        raise BadRequestError(
+            f"malformed query string: '%' at offset {bad.start()} is not followed by two hex "
+            "digits (encode the run name with encodeURIComponent)"
         )
     try:
         pairs = parse_qsl(

@@ -16,6 +16,7 @@ from tensorboard import errors as tb_errors
 from tensorboard.backend import http_util
 from werkzeug import wrappers
 
+from tb_stagnation.names import shorten
 from tb_stagnation.plugin import jsonable
 from tb_stagnation.plugin.analyses import AnalysisError
 from tb_stagnation.plugin.error_log import OnceLogger
@@ -61,7 +62,11 @@ def json_route(handler: Callable[..., Any]) -> Callable:
         except BadRequestError as error:
             return error_response(request, 400, str(error))
         except UnknownRunError as error:
-            return error_response(request, 404, str(error))
+            # The name comes from the URL and may be 16 kB: echo it recognisably, not whole.
+            name = error.args[0] if error.args else ""
+            return error_response(
+                request, 404, f"no run named {shorten(repr(name))} in this logdir"
+            )
         except AnalysisError as error:
             return error_response(request, 500, str(error))
         except tb_errors.PublicError as error:

@@ -37,7 +37,8 @@ def tensorboard_runs(logical_run: str) -> list[str]:
     if logical_run == run_names.ROOT_RUN:
         return list(_ROLES)
     names = [f"{logical_run}/{role}" for role in _ROLES]
-    # TensorBoard on Windows names runs with backslashes; the reader folds them.
+    # TensorBoard on Windows names runs with backslashes; the reader folds them
+    # there. Elsewhere such a name is one folder, which the reader ignores.
     names += [f"{logical_run.replace('/', chr(92))}{chr(92)}{role}" for role in _ROLES]
     return list(dict.fromkeys(names))
 

@@ -19,6 +19,7 @@ from tb_stagnation.plugin.analyses import Analyze, RunAnalyses
 from tb_stagnation.plugin.query import run_param
 from tb_stagnation.plugin.responses import error_response, json_response, json_route
 from tb_stagnation.plugin.run_scope import RunScopedProvider, tensorboard_runs
+from tb_stagnation.plugin.server_errors import install_json_server_errors
 from tb_stagnation.plugin.static_files import read_static
 from tb_stagnation.reader.provider_reader import ProviderReader
 from tb_stagnation.reader.run_data import RunData
@@ -47,6 +48,9 @@ class StagnationPlugin(base_plugin.TBPlugin):
         """`analyze` replaces `analyze_run` in tests."""
         self._data_provider = context.data_provider
         self._analyses = RunAnalyses(analyze or analyze_run)
+        # A URL too long for TensorBoard's HTTP server never reaches a route;
+        # its error must still be the JSON http_api.md promises.
+        install_json_server_errors()
 
     def get_plugin_apps(self) -> dict:
         return {

@@ -113,10 +113,34 @@ def _optimizer(compile_config: dict) -> dict | None:
     return summary
 
 
-def _loss(compile_config: dict) -> tuple[str | None, bool]:
+def _output_names(config: dict) -> list[str]:
+    """A functional model's output layer names, in the model's output order:
+    `output_layers` is ["name", 0, 0] for one output, a list or a dict of
+    those for several."""
+    entries = config.get("output_layers")
+    if isinstance(entries, dict):
+        entries = list(entries.values())
+    if isinstance(entries, list) and entries and isinstance(entries[0], str):
+        entries = [entries]
+    if not isinstance(entries, list):
+        return []
+    return [e[0] for e in entries if isinstance(e, list) and e and isinstance(e[0], str)]
+
+
+def _loss_of_output(compile_config: dict, index: int, name: str | None) -> Any:
+    """The serialised loss of one output: losses may be one for all, a list in
+    output order, or a dict keyed by output name."""
     loss = compile_config.get("loss")
     if isinstance(loss, dict) and "class_name" not in loss:
-        # One loss per output name: the first is the one the card describes.
+        return loss.get(name) if name in loss else None
+    if isinstance(loss, list):
+        return loss[index] if index < len(loss) else None
+    return loss
+
+
+def _loss(compile_config: dict, index: int = 0, name: str | None = None) -> tuple[str | None, bool]:
+    loss = _loss_of_output(compile_config, index, name)
+    if isinstance(loss, dict) and "class_name" not in loss:
         loss = next(iter(loss.values()), None)
     if isinstance(loss, list):
         loss = loss[0] if loss else None
@@ -158,6 +182,7 @@ def model_card(model_json: Any) -> dict | None:
     layers, dropout = [], []
     width = None
     output_activation = None
+    by_name: dict[str, tuple[str | None, int | None]] = {}
     for leaf in leaves:
         class_name = str(leaf.get("class_name") or "")
         leaf_config = leaf.get("config") if isinstance(leaf.get("config"), dict) else {}
@@ -175,6 +200,7 @@ def model_card(model_json: Any) -> dict | None:
         if isinstance(units, int) and not isinstance(units, bool) and units > 0:
             width = units
             output_activation = activation
+            by_name[name] = (activation, units)
         elif activation is not None and class_name in ("Activation", *_ACTIVATION_TYPES):
             output_activation = activation  # an Activation layer after the last Dense
         if any(key in leaf_config for key in ("units", "filters", "kernel_initializer")):
@@ -190,8 +216,24 @@ def model_card(model_json: Any) -> dict | None:
             )
     compile_config = model_json.get("compile_config")
     compile_config = compile_config if isinstance(compile_config, dict) else {}
-    loss, from_logits = _loss(compile_config)
-    output_name = layers[-1]["name"] if layers else None
+    output_names = [name for name in _output_names(config) if name in by_name]
+    if output_names:
+        # The model's first output, as the callback's card describes it: the
+        # last Dense of a layer list may be another head.
+        output_activation, width = by_name[output_names[0]]
+    loss, from_logits = _loss(compile_config, 0, output_names[0] if output_names else None)
+    output_name = output_names[0] if output_names else (layers[-1]["name"] if layers else None)
+    outputs = [
+        {
+            "name": name,
+            "shape": [None, by_name[name][1]],
+            "activation": by_name[name][0],
+            "loss": head_loss,
+            "from_logits": head_logits,
+        }
+        for index, name in enumerate(output_names)
+        for head_loss, head_logits in [_loss(compile_config, index, name)]
+    ]
     card: dict[str, Any] = {
         "source": CARD_SOURCE,
         "model_class": str(model_json.get("class_name") or ""),
@@ -199,7 +241,8 @@ def model_card(model_json: Any) -> dict | None:
         "optimizer": _optimizer(compile_config),
         "output_shape": [None, width] if width else None,
         "output_activation": output_activation,
-        "outputs": [
+        "outputs": outputs
+        or [
             {
                 "name": output_name,
                 "shape": [None, width] if width else None,

@@ -8,6 +8,7 @@ and fast: the CLI must analyse 100 runs in seconds), else its Python
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import select
@@ -16,13 +17,20 @@ import sys
 import tempfile
 import time
 import types
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
+from tb_stagnation.reader import decode_bounds, run_names
 from tb_stagnation.reader.errors import LogdirError
+from tb_stagnation.reader.local_walk import (
+    LocalWalk,
+    UnreadableFolder,
+    display_name,
+    walk_logdir,
+)
 from tb_stagnation.reader.provider_reader import ProviderReader, RunListing
 from tb_stagnation.reader.run_data import RunData
 from tb_stagnation.summary import metadata
@@ -30,6 +38,10 @@ from tb_stagnation.summary import metadata
 # Generous: the Rust server loads ~1M events/s; this bounds a hung start only.
 _DATA_SERVER_LOAD_TIMEOUT_S = 300.0
 _LOAD_FINISHED_MARKER = b"Finished load cycle"
+# The server's loading thread can die (no network or credentials for gs://)
+# while the server lives on: without this, a wait for the full timeout.
+_PANIC_MARKER = b"panicked at"
+_PANIC_MESSAGE = re.compile(r"panicked at '(.*)', [^\s,]+:\d+:\d+\s*$")
 # Runs read per provider call by `iter_runs`: batched reads stay fast, and a
 # logdir of 1,000 runs never has all their arrays in memory at once.
 READ_BATCH = 128
@@ -42,9 +54,12 @@ class LoadWarning:
     run: str  # the TensorBoard run (the file's folder relative to the logdir)
     path: str
     reason: str  # what the loader said, in a few words
+    text: str = ""  # the whole message, when it is not about one file's records
 
     @property
     def message(self) -> str:
+        if self.text:
+            return self.text
         return (
             f"TensorBoard stopped reading {self.path} at {self.reason}: what the file holds "
             "after that point is missing."
@@ -55,15 +70,46 @@ class LogdirSource:
     """The logical runs of one opened logdir.
 
     `load_warnings` lists the event files the loader could not read to the end
-    (a corrupt record); each is also a note of the run it belongs to. Only the
-    Rust data server reports them: the Python loader cannot tell a corrupt
-    record from one still being written.
+    (a corrupt record), then the folders and files of a local logdir that
+    could not be read at all (`unreadable_folders`); each is also a note of
+    the run it belongs to. Only the Rust data server reports corrupt records:
+    the Python loader cannot tell one from a record still being written (it
+    reports the files it raises on, and the data server's crash if it had to
+    stand in for it).
     """
 
-    def __init__(self, reader: ProviderReader, load_warnings: Iterable[LoadWarning] = ()) -> None:
+    def __init__(
+        self,
+        reader: ProviderReader,
+        load_warnings: Iterable[LoadWarning] = (),
+        unreadable_folders: Iterable[UnreadableFolder] = (),
+        logdir: str = "",
+    ) -> None:
         self._reader = reader
         self._listings: dict[str, RunListing] | None = None
-        self.load_warnings = list(load_warnings)
+        self.unreadable_folders = list(unreadable_folders)
+        self.load_warnings: list[LoadWarning | UnreadableFolder] = [
+            *load_warnings,
+            *self.unreadable_folders,
+        ]
+        self._logdir = logdir
+
+    def no_runs_reason(self) -> str:
+        """The one line for a logdir without runs, naming what could not be read."""
+        text = f"{self._logdir}: no runs found"
+        problems = [
+            f"could not read {folder.path} ({folder.reason}): the runs may be there"
+            for folder in self.unreadable_folders
+        ]
+        problems += [
+            warning.message.rstrip(".")
+            for warning in self.load_warnings
+            if not isinstance(warning, UnreadableFolder)
+        ]
+        if not problems:
+            return text + " (no StagnationCallback or Keras TensorBoard logs)"
+        more = len(problems) - 1
+        return f"{text}; {problems[0]}" + (f" (and {more} more)" if more else "")
 
     def listings(self) -> dict[str, RunListing]:
         if self._listings is None:
@@ -79,7 +125,11 @@ class LogdirSource:
         runs = self._reader.read_runs([listings[name] for name in names])
         for run in runs if self.load_warnings else ():
             members = set(listings[run.name].members.values())
-            run.notes.extend(w.message for w in self.load_warnings if w.run in members)
+            run.notes.extend(
+                w.message
+                for w in self.load_warnings
+                if w.run in members or _logical_run(w.run) == run.name
+            )
         return runs
 
     def iter_runs(self, names: list[str], batch: int = READ_BATCH) -> Iterator[RunData]:
@@ -89,24 +139,72 @@ class LogdirSource:
             yield from self.read_runs(names[start : start + batch])
 
 
+class DataServerCrashedError(LogdirError):
+    """TensorBoard's data server died while loading (a signal, e.g. the abort of
+    a failed allocation: a record header claiming a terabyte does that)."""
+
+
 @contextmanager
-def open_logdir(logdir: str, use_data_server: bool | None = None) -> Iterator[LogdirSource]:
+def open_logdir(
+    logdir: str,
+    use_data_server: bool | None = None,
+    *,
+    load_timeout: float | None = None,
+    progress: Callable[[float], None] | None = None,
+    loss_tag: str | None = None,
+) -> Iterator[LogdirSource]:
     """Yields a LogdirSource; raises LogdirError with a one-line reason.
 
     Args:
         logdir: a local folder, or any path TensorBoard reads (gs://, s3://...).
         use_data_server: True/False to force a loader; None picks the Rust data
             server when it is installed.
+        load_timeout: seconds to wait for the data server's load (default 300).
+        progress: called with the seconds waited so far, about twice a second,
+            while the data server loads.
+        loss_tag: the training loss's tag in runs written by other tools
+            (default: found by name, reader/other_tools.py).
     """
     _check_local_logdir(logdir)
     binary = _data_server_binary() if use_data_server in (None, True) else None
     if use_data_server and binary is None:
         raise LogdirError("TensorBoard's data server (tensorboard-data-server) is not installed")
-    if binary is not None:
-        with _data_server_provider(binary, logdir) as provider:
-            yield LogdirSource(ProviderReader(provider), provider.load_warnings)
-    else:
-        yield LogdirSource(ProviderReader(_python_provider(logdir)))
+    walk = None if _is_remote(logdir) else walk_logdir(logdir)
+    unreadable = walk.unreadable if walk is not None else []
+    with ExitStack() as stack:
+        source = None
+        crash: list[LoadWarning] = []
+        if binary is not None:
+            try:
+                provider = stack.enter_context(
+                    _data_server_provider(binary, logdir, load_timeout, progress)
+                )
+                source = LogdirSource(
+                    ProviderReader(provider, loss_tag=loss_tag),
+                    provider.load_warnings,
+                    unreadable,
+                    logdir,
+                )
+            except DataServerCrashedError as error:
+                if use_data_server:
+                    raise
+                # One hostile file must not cost every run: TensorBoard's Python
+                # loader reads the logdir instead, and the crash is a warning.
+                text = f"{error}; TensorBoard's Python loader read it instead."
+                crash.append(LoadWarning(run="", path=logdir, reason="", text=text))
+        if source is None:
+            links = stack.enter_context(tempfile.TemporaryDirectory(prefix="tb_stagnation_runs_"))
+            provider, stopped = _python_provider(logdir, walk, links)
+            source = LogdirSource(
+                ProviderReader(provider, loss_tag=loss_tag), crash + stopped, unreadable, logdir
+            )
+        yield source
+
+
+def _logical_run(tensorboard_run: str) -> str | None:
+    """The logical run a TensorBoard run (a folder) belongs to, if any."""
+    split = run_names.split_run_name(tensorboard_run)
+    return split[0] if split is not None else None
 
 
 def _is_remote(logdir: str) -> bool:
@@ -134,7 +232,7 @@ def _data_server_binary():
 
 
 @contextmanager
-def _data_server_provider(binary, logdir: str):
+def _data_server_provider(binary, logdir: str, load_timeout=None, progress=None):
     import grpc
     from tensorboard.data import grpc_provider
 
@@ -159,7 +257,7 @@ def _data_server_provider(binary, logdir: str):
         )
         channel = None
         try:
-            load_warnings = _wait_for_load(process, error_file, logdir)
+            load_warnings = _wait_for_load(process, error_file, logdir, load_timeout, progress)
             with open(port_file, encoding="ascii") as port_text:
                 port = int(port_text.read().strip())
             channel = grpc.insecure_channel(
@@ -192,6 +290,7 @@ def _fast_tensor_provider_class():
         # TensorBoard's make_ndarray costs ~8 us a tensor; our per-layer vectors
         # are packed float32, which frombuffer reads in well under 1 us.
         if tensor_proto.dtype == types_pb2.DT_FLOAT and tensor_proto.tensor_content:
+            decode_bounds.charge(tensor_proto)  # make_ndarray is bounded the same way
             shape = [dim.size for dim in tensor_proto.tensor_shape.dim]
             return np.frombuffer(tensor_proto.tensor_content, dtype="<f4").reshape(shape)
         return tensor_util.make_ndarray(tensor_proto)
@@ -225,25 +324,43 @@ def _fast_tensor_provider_class():
     return FastTensorGrpcProvider
 
 
-def _wait_for_load(process: subprocess.Popen, error_file: str, logdir: str) -> list[LoadWarning]:
+def _wait_for_load(
+    process: subprocess.Popen, error_file: str, logdir: str, timeout=None, progress=None
+) -> list[LoadWarning]:
     """Block until the server finished its one load cycle; the files it
     could not read to the end, from its log."""
-    deadline = time.monotonic() + _DATA_SERVER_LOAD_TIMEOUT_S
+    timeout = _DATA_SERVER_LOAD_TIMEOUT_S if timeout is None else timeout
+    start = time.monotonic()
+    deadline = start + timeout
     pending = b""
+    panic: bytes | None = None
     warnings: list[LoadWarning] = []
+    last_line = b""  # what a crashing server says last ("memory allocation of ... failed")
     stderr = process.stderr
     while time.monotonic() < deadline:
+        if progress is not None:
+            progress(time.monotonic() - start)
         ready, _, _ = select.select([stderr], [], [], 0.5)
         if ready:
             chunk = os.read(stderr.fileno(), 65536)
             *lines, pending = (pending + chunk).split(b"\n")
             pending = pending[-65536:]
             for line in lines:
+                if panic is not None:  # newer Rust prints the message on the next line
+                    raise _load_failed(logdir, line)
+                if line.startswith(b"thread '") and _PANIC_MARKER in line:
+                    panic = line
+                    match = _PANIC_MESSAGE.search(line.decode("utf-8", errors="replace"))
+                    if match is not None:
+                        raise _load_failed(logdir, match.group(1).encode("utf-8"))
+                    continue
                 warning = _load_warning(line, logdir)
                 if warning is not None:
                     warnings.append(warning)
                 if _LOAD_FINISHED_MARKER in line:
                     return warnings
+                if line.strip():
+                    last_line = line
             if _LOAD_FINISHED_MARKER in pending:
                 return warnings
             if chunk:
@@ -253,8 +370,25 @@ def _wait_for_load(process: subprocess.Popen, error_file: str, logdir: str) -> l
             if os.path.exists(error_file):
                 with open(error_file, encoding="utf-8", errors="replace") as error_text:
                     reason = error_text.read().strip()
+            if not reason and process.returncode < 0:
+                said = " ".join((pending or last_line).decode("utf-8", errors="replace").split())
+                raise DataServerCrashedError(
+                    f"TensorBoard's data server crashed (signal {-process.returncode}) while "
+                    f"loading {logdir}" + (f": {said[:300]}" if said else "")
+                )
             raise LogdirError(reason or f"TensorBoard's data server exited ({process.returncode})")
-    raise LogdirError("TensorBoard's data server did not finish loading in time")
+    if panic is not None:
+        raise _load_failed(logdir, panic)
+    raise LogdirError(
+        f"TensorBoard's data server did not finish loading {logdir} within {timeout:g} s"
+    )
+
+
+def _load_failed(logdir: str, detail: bytes) -> LogdirError:
+    text = " ".join(detail.decode("utf-8", errors="replace").split())
+    text = text if len(text) <= 300 else text[:297] + "..."
+    hint = " (check the network access and credentials it needs)" if _is_remote(logdir) else ""
+    return LogdirError(f"TensorBoard's data server failed to load {logdir}{hint}: {text}")
 
 
 # The data server's log line for a file it stops reading (rustboard_core/src/run.rs).
@@ -278,7 +412,17 @@ def _load_warning(line: bytes, logdir: str) -> LoadWarning | None:
     return LoadWarning(run=run, path=path, reason=reason)
 
 
-def _python_provider(logdir: str):
+def _python_provider(logdir: str, walk: LocalWalk | None = None, links: str | None = None):
+    """TensorBoard's Python loader over `logdir`, and the runs it could not
+    read to the end (LoadWarning).
+
+    For a local logdir it reads the runs of `walk` (local_walk.py: what the
+    data server would read) rather than walking the logdir itself: each run is
+    a folder under `links` holding symlinks to its event files, so the loader
+    never meets a FIFO, a symlink loop or a name that is not UTF-8. Each run
+    is loaded on its own: a record whose header claims a terabyte makes the
+    loader raise (MemoryError) for that run, which keeps what it read before.
+    """
     if not _is_remote(logdir) and "tensorflow" not in sys.modules:
         # TensorBoard's compat layer imports TensorFlow (2-3 s, 500 MB) when it
         # can; its pure-Python stub reads local files just as well. A registered
@@ -290,9 +434,90 @@ def _python_provider(logdir: str):
         tensor_size_guidance={metadata.PLUGIN_NAME: 0, "scalars": 0},
         size_guidance={"tensors": 0, "scalars": 0},
     )
+    stopped: list[LoadWarning] = []
     try:
-        multiplexer.AddRunsFromDirectory(logdir)
-        multiplexer.Reload()
+        if walk is None or links is None:
+            multiplexer.AddRunsFromDirectory(logdir)
+            multiplexer.Reload()
+        else:
+            for number, (run, files) in enumerate(sorted(walk.runs.items())):
+                folder, readable = _linked_run(os.path.join(links, str(number)), files)
+                multiplexer.AddRun(folder, name=run)
+                try:
+                    multiplexer.GetAccumulator(run).Reload()
+                except Exception:  # noqa: BLE001 - that run's files, not the others
+                    stopped += _reload_without_failing_files(
+                        multiplexer, run, files, readable, os.path.join(links, f"{number}.retry")
+                    )
     except Exception as error:  # noqa: BLE001 - a filesystem error of any kind
         raise LogdirError(f"{logdir}: {error}") from None
-    return data_provider.MultiplexerDataProvider(multiplexer, logdir)
+    return data_provider.MultiplexerDataProvider(multiplexer, logdir), stopped
+
+
+def _reload_without_failing_files(
+    multiplexer, run: str, files: list[str], readable: list[str], folder: str
+) -> list[LoadWarning]:
+    """Run `run` loaded again without the files the Python loader raises on.
+
+    Its loader reads a folder's files in turn and stops at the first that
+    raises, which would lose the files after it too; the data server reads
+    each file on its own. Each file is tried alone, and the run is loaded
+    from the ones that load.
+    """
+    from tensorboard.backend.event_processing import event_file_loader
+
+    kept, warnings = [], []
+    for original, path in zip(files, readable):
+        try:
+            for _ in event_file_loader.EventFileLoader(path).Load():
+                pass
+        except Exception as error:  # noqa: BLE001 - whatever the file makes it raise
+            detail = " ".join(f"{type(error).__name__} {error}".split())[:200]
+            warnings.append(
+                LoadWarning(
+                    run=run,
+                    path=display_name(original),
+                    reason="",
+                    text=(
+                        f"TensorBoard's Python loader could not read {display_name(original)} "
+                        f"({detail}): the file was skipped."
+                    ),
+                )
+            )
+            continue
+        kept.append(original)
+    if kept:
+        # Replacing a run's folder is what AddRun is for here; its warning
+        # about the "conflict" would only confuse the user.
+        tb_logger = logging.getLogger("tensorboard")
+        level = tb_logger.level
+        tb_logger.setLevel(logging.ERROR)
+        try:
+            multiplexer.AddRun(_linked_run(folder, kept)[0], name=run)
+        finally:
+            tb_logger.setLevel(level)
+        try:
+            multiplexer.GetAccumulator(run).Reload()
+        except Exception:  # noqa: BLE001 - keep what it read; the warnings say what failed
+            pass
+    return warnings
+
+
+def _linked_run(folder: str, files: list[str]) -> tuple[str, list[str]]:
+    """`folder` made to hold a symlink to each of `files`, in their order (the
+    loader reads a folder's event files sorted by name), and the links; the
+    run's own folder and files where symlinks cannot be made."""
+    links = []
+    try:
+        os.mkdir(folder)
+        for number, path in enumerate(files):
+            link = os.path.join(folder, f"{number:08d}.{_EVENT_LINK_SUFFIX}")
+            os.symlink(os.path.abspath(path), link)
+            links.append(link)
+    except OSError:
+        return os.path.dirname(files[0]), list(files)
+    return folder, links
+
+
+# Names the Python loader takes for event files ("tfevents" in the name).
+_EVENT_LINK_SUFFIX = "tfevents.linked"

@@ -18,9 +18,10 @@ from tensorboard import context as tb_context
 from tensorboard import errors as tb_errors
 from tensorboard.data import provider as tb_provider
 
-from tb_stagnation.reader import keras_config, run_names
+from tb_stagnation.reader import keras_config, keras_histograms, other_tools, run_names
+from tb_stagnation.reader.decode_bounds import TooLargeError, bounded_decoding
 from tb_stagnation.reader.errors import UnknownRunError
-from tb_stagnation.reader.run_data import SOURCE_CALLBACK, SOURCE_KERAS, RunData
+from tb_stagnation.reader.run_data import SOURCE_CALLBACK, SOURCE_KERAS, SOURCE_SCALARS, RunData
 from tb_stagnation.summary import metadata, tags
 
 # TensorBoard's built-in scalars plugin: what keras.callbacks.TensorBoard writes.
@@ -30,6 +31,10 @@ _KERAS_MODEL_PLUGIN = "graph_keras_model"
 _KERAS_MODEL_TAG = "keras"
 # A model config larger than this is no model we can use (a hostile file).
 _MAX_KERAS_CONFIG_BYTES = 32 << 20
+_KERAS_CONFIG_UNUSABLE = (
+    "The model config logged by keras.callbacks.TensorBoard is unreadable; the "
+    "static checks were skipped."
+)
 # Ask for every point. The provider's own retention (samples_per_plugin, which
 # our TBLoader sets to "all" for this plugin) is the only limit.
 _ALL_POINTS = 1 << 30
@@ -52,6 +57,14 @@ _KNOWN_TENSOR_TAGS = frozenset(tags.LAYER_STATS) | {
 }
 # What TensorBoard's loaders raise on a value they cannot decode into numpy.
 _DATA_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError)
+# Cells of one [epochs, width] matrix (a `layers/*` tag, the class counts):
+# 16M float64, 128 MB. Every vector is bounded (decode_bounds), but a few
+# epochs of a huge width beside thousands of narrow ones would still make a
+# matrix of billions of cells.
+MAX_MATRIX_CELLS = 1 << 24
+# Why a tag was skipped, per TensorBoard run: tag -> one of these.
+_MALFORMED = "malformed"
+_TOO_LARGE = "too large"
 
 
 @dataclass(frozen=True)
@@ -81,10 +94,14 @@ class ProviderReader:
         data_provider: tb_provider.DataProvider,
         ctx: tb_context.RequestContext | None = None,
         experiment_id: str = "",
+        loss_tag: str | None = None,
     ) -> None:
+        """`loss_tag` names the training loss of runs written by other tools;
+        by default it is found by name (reader/other_tools.py)."""
         self._provider = data_provider
         self._ctx = ctx or tb_context.RequestContext()
         self._experiment_id = experiment_id
+        self._loss_tag = loss_tag
 
     # -- listing --------------------------------------------------------------
 
@@ -98,6 +115,8 @@ class ProviderReader:
         )
         keras = self._list_scalars(_KERAS_PLUGIN)
         grouped = run_names.group_runs(list(ours) + list(our_tensors) + list(keras))
+        # Before the loop: a custom loop's `test/` folder joins its `train/` sibling.
+        ungrouped = run_names.ungrouped_runs(keras, grouped)
         listings = {}
         for name, logical in grouped.items():
             stagnation_run = logical.member(run_names.ROLE_STAGNATION)
@@ -119,6 +138,9 @@ class ProviderReader:
                     if tag.startswith(tags.KERAS_EPOCH_PREFIX)
                 ]
                 if not series:
+                    other = self._other_tool_listing(logical, keras)
+                    if other is not None:
+                        listings[name] = other
                     continue
                 epoch_series = series
                 source = SOURCE_KERAS
@@ -131,7 +153,32 @@ class ProviderReader:
                 members=dict(logical.members),
                 newest_tags=sum(1 for ts in epoch_series if ts.max_step == max_step),
             )
+        for name, logical in ungrouped.items():
+            other = self._other_tool_listing(logical, keras)
+            if other is not None:
+                listings.setdefault(name, other)
         return listings
+
+    def _other_tool_listing(
+        self, logical: run_names.LogicalRun, scalars: Mapping[str, Mapping[str, Any]]
+    ) -> RunListing | None:
+        """A run of another tool's scalars, listed when a training loss is found
+        among its tags by name (or is the `loss_tag` given)."""
+        train = logical.member(run_names.ROLE_TRAIN) or logical.member(run_names.ROLE_SCALARS)
+        by_tag = scalars.get(train or "", {})
+        curves = other_tools.find_curve_tags(by_tag, self._loss_tag)
+        if curves is None:
+            return None
+        series = [ts for member in logical.members.values() for ts in scalars[member].values()]
+        max_step = max(ts.max_step for ts in series)
+        return RunListing(
+            name=logical.name,
+            source=SOURCE_SCALARS,
+            max_step=max_step,
+            updated=_newest_wall_time(series),
+            members=dict(logical.members),
+            newest_tags=sum(1 for ts in series if ts.max_step == max_step),
+        )
 
     # -- reading --------------------------------------------------------------
 
@@ -149,8 +196,23 @@ class ProviderReader:
         epochs after its newest step are left out. TensorBoard may load more
         between one read and the next (scalars, then tensors); without the
         cut an answer could hold an epoch that some tags have and others not.
+
+        An exception while reading stays with its run: the batch is read
+        again run by run, and a run that still fails comes back empty, its
+        `error` saying why. TensorBoard's own errors meant for the user (an
+        unknown experiment) are raised as they are.
         """
         listings = list(listings)
+        try:
+            return self._read_runs(listings)
+        except tb_errors.PublicError:
+            raise
+        except Exception as error:  # noqa: BLE001 - one bad run must not hide the others
+            if len(listings) == 1:
+                return [_unreadable_run(listings[0], error)]
+        return [run for listing in listings for run in self.read_runs([listing])]
+
+    def _read_runs(self, listings: list[RunListing]) -> list[RunData]:
         callback_runs = [
             listing.members[run_names.ROLE_STAGNATION]
             for listing in listings
@@ -159,25 +221,29 @@ class ProviderReader:
         keras_runs = [
             member
             for listing in listings
-            if listing.source == SOURCE_KERAS
+            if listing.source in (SOURCE_KERAS, SOURCE_SCALARS)
             for role, member in listing.members.items()
             if role != run_names.ROLE_STAGNATION
         ]
         our_scalars, our_tensors, our_contents, newest = {}, {}, {}, {}
-        skipped: dict[str, set[str]] = {}  # TensorBoard run -> tags it could not decode
+        skipped: dict[str, dict[str, str]] = {}  # TensorBoard run -> tag -> why skipped
         if callback_runs:
             our_contents, newest = self._plugin_contents(callback_runs)
             our_scalars = self._read_scalars(metadata.PLUGIN_NAME, callback_runs, skipped)
             our_tensors = self._read_tensors(metadata.PLUGIN_NAME, callback_runs, skipped)
         keras_scalars = self._read_scalars(_KERAS_PLUGIN, keras_runs, skipped) if keras_runs else {}
         keras_configs: dict[str, Any] = {}
-        if keras_runs:
-            keras_configs = self._read_keras_configs(
-                [
-                    listing.members[run_names.ROLE_TRAIN]
-                    for listing in listings
-                    if listing.source == SOURCE_KERAS and run_names.ROLE_TRAIN in listing.members
-                ]
+        keras_histograms_by_run: Mapping[str, Mapping[str, list]] = {}
+        keras_train_runs = [
+            listing.members[run_names.ROLE_TRAIN]
+            for listing in listings
+            if listing.source == SOURCE_KERAS and run_names.ROLE_TRAIN in listing.members
+        ]
+        if keras_train_runs:
+            keras_configs = self._read_keras_configs(keras_train_runs)
+            # histogram_freq > 0: which layers' weights changed (keras_histograms.py).
+            keras_histograms_by_run = self._read_tensors(
+                keras_histograms.PLUGIN_NAME, keras_train_runs, skipped
             )
 
         runs = []
@@ -191,20 +257,35 @@ class ProviderReader:
                     our_contents.get(member, {}),
                     newest.get(member, listing.max_step),
                 )
+            elif listing.source == SOURCE_SCALARS:
+                run = _other_tool_run_data(listing, keras_scalars, self._loss_tag)
             else:
                 run = _keras_run_data(listing, keras_scalars)
-                config = keras_configs.get(listing.members.get(run_names.ROLE_TRAIN, ""))
+                train = listing.members.get(run_names.ROLE_TRAIN, "")
+                run.weight_histograms = keras_histograms.weight_histograms(
+                    keras_histograms_by_run.get(train, {})
+                )
+                config = keras_configs.get(train)
                 if isinstance(config, str):
                     run.notes.append(config)
                 elif config is not None:
                     run.model_card = config
-            unreadable = sorted(
-                tag for member in listing.members.values() for tag in skipped.get(member, ())
-            )
-            if unreadable:
+            why = {
+                tag: reason
+                for member in listing.members.values()
+                for tag, reason in skipped.get(member, {}).items()
+            }
+            malformed = sorted(tag for tag, reason in why.items() if reason == _MALFORMED)
+            too_large = sorted(tag for tag, reason in why.items() if reason == _TOO_LARGE)
+            if malformed:
                 run.notes.append(
                     "Skipped tags whose values TensorBoard could not decode (malformed "
-                    f"tensors): {', '.join(unreadable)}."
+                    f"tensors): {', '.join(malformed)}."
+                )
+            if too_large:
+                run.notes.append(
+                    "Skipped tags whose tensors claim more entries than the reader accepts "
+                    f"(a damaged or hostile file): {', '.join(too_large)}."
                 )
             runs.append(run)
         return runs
@@ -219,14 +300,23 @@ class ProviderReader:
             return {}
         run_filter = tb_provider.RunTagFilter(runs=runs, tags=[_KERAS_MODEL_TAG])
         try:
-            sequences = self._provider.read_blob_sequences(
-                self._ctx,
-                experiment_id=self._experiment_id,
-                plugin_name=_KERAS_MODEL_PLUGIN,
-                downsample=_ALL_POINTS,
-                run_tag_filter=run_filter,
-            )
-        except _DATA_ERRORS + (tb_errors.PublicError,):
+            with bounded_decoding():
+                sequences = self._provider.read_blob_sequences(
+                    self._ctx,
+                    experiment_id=self._experiment_id,
+                    plugin_name=_KERAS_MODEL_PLUGIN,
+                    downsample=_ALL_POINTS,
+                    run_tag_filter=run_filter,
+                )
+        except _DATA_ERRORS + (tb_errors.PublicError,) as error:
+            if len(runs) > 1:  # one run's hostile claim must not cost the others their card
+                return {
+                    run: card
+                    for one in runs
+                    for run, card in self._read_keras_configs([one]).items()
+                }
+            if isinstance(error, TooLargeError):
+                return {runs[0]: _KERAS_CONFIG_UNUSABLE}
             return {}
         out: dict[str, Any] = {}
         for run, by_tag in sequences.items():
@@ -238,12 +328,10 @@ class ProviderReader:
         return out
 
     def _keras_card(self, point: Any) -> Any:
-        unusable = (
-            "The model config logged by keras.callbacks.TensorBoard is unreadable; the "
-            "static checks were skipped."
-        )
+        unusable = _KERAS_CONFIG_UNUSABLE
         try:
-            blob = self._provider.read_blob(self._ctx, blob_key=point.values[0].blob_key)
+            with bounded_decoding():
+                blob = self._provider.read_blob(self._ctx, blob_key=point.values[0].blob_key)
             if len(blob) > _MAX_KERAS_CONFIG_BYTES:
                 return unusable
             card = keras_config.model_card(json.loads(blob.decode("utf-8")))
@@ -286,21 +374,26 @@ class ProviderReader:
         return contents, newest
 
     def _read_scalars(
-        self, plugin_name: str, runs: list[str], skipped: dict[str, set[str]]
+        self, plugin_name: str, runs: list[str], skipped: dict[str, dict[str, str]]
     ) -> Mapping[str, Mapping[str, list]]:
         return self._read_narrowing(
             self._provider.read_scalars, self._provider.list_scalars, plugin_name, runs, skipped
         )
 
     def _read_tensors(
-        self, plugin_name: str, runs: list[str], skipped: dict[str, set[str]]
+        self, plugin_name: str, runs: list[str], skipped: dict[str, dict[str, str]]
     ) -> Mapping[str, Mapping[str, list]]:
         return self._read_narrowing(
             self._provider.read_tensors, self._provider.list_tensors, plugin_name, runs, skipped
         )
 
     def _read_narrowing(
-        self, read, list_, plugin_name: str, runs: list[str], skipped: dict[str, set[str]]
+        self,
+        read,
+        list_,
+        plugin_name: str,
+        runs: list[str],
+        skipped: dict[str, dict[str, str]],
     ) -> dict[str, Mapping[str, list]]:
         """`read` of every point of `runs`, in one call when the data allow it.
 
@@ -308,18 +401,20 @@ class ProviderReader:
         holding two floats or none, from a foreign or corrupt writer), which
         would fail every run of the call. Then the read is narrowed to one run,
         then to one tag; tags that still fail are added to `skipped[run]`.
-        Errors that are not about the data (a lost server, an unknown
-        experiment) are raised as they are.
+        A tensor claiming more entries than decode_bounds accepts fails the
+        same way, before anything is allocated. Errors that are not about the
+        data (a lost server, an unknown experiment) are raised as they are.
         """
 
         def read_points(run_filter: tb_provider.RunTagFilter):
-            return read(
-                self._ctx,
-                experiment_id=self._experiment_id,
-                plugin_name=plugin_name,
-                downsample=_ALL_POINTS,
-                run_tag_filter=run_filter,
-            )
+            with bounded_decoding():
+                return read(
+                    self._ctx,
+                    experiment_id=self._experiment_id,
+                    plugin_name=plugin_name,
+                    downsample=_ALL_POINTS,
+                    run_tag_filter=run_filter,
+                )
 
         try:
             return dict(read_points(tb_provider.RunTagFilter(runs=runs)))
@@ -340,8 +435,9 @@ class ProviderReader:
         for tag in sorted(listed.get(run, {})):
             try:
                 points = read_points(tb_provider.RunTagFilter(runs=[run], tags=[tag]))
-            except _DATA_ERRORS:
-                skipped.setdefault(run, set()).add(tag)
+            except _DATA_ERRORS as error:
+                reason = _TOO_LARGE if isinstance(error, TooLargeError) else _MALFORMED
+                skipped.setdefault(run, {})[tag] = reason
                 continue
             by_tag.update(points.get(run, {}))
         return {run: by_tag} if by_tag else {}
@@ -390,14 +486,27 @@ def _callback_run_data(
     index = {int(step): i for i, step in enumerate(epochs)}
 
     scalars, scalar_present = _aligned_scalars(epoch_scalars, index)
+    matrices, too_large = {}, []
+    for tag, points in [*layer_tensors.items(), (tags.LABEL_CLASS_COUNTS, class_points or [])]:
+        matrix = _align_vectors(points, index) if points else None
+        if matrix is None and points:
+            too_large.append(tag)
+        elif matrix is not None:
+            matrices[tag] = matrix
+    if too_large:
+        notes.append(
+            f"Skipped tags whose vectors would make a matrix of more than {MAX_MATRIX_CELLS:,} "
+            f"entries (a damaged or hostile file): {', '.join(sorted(too_large))}."
+        )
+    class_counts = matrices.pop(tags.LABEL_CLASS_COUNTS, None)
     run = RunData(
         name=listing.name,
         source=SOURCE_CALLBACK,
         epochs=epochs,
         scalars=scalars,
         scalar_present=scalar_present,
-        layer_stats={tag: _align_vectors(points, index) for tag, points in layer_tensors.items()},
-        class_counts=_align_vectors(class_points, index) if class_points else None,
+        layer_stats=matrices,
+        class_counts=class_counts,
         model_card=_newest_model_card(tensors.get(tags.MODEL_CARD), notes)
         if tags.MODEL_CARD in usable
         else None,
@@ -409,6 +518,22 @@ def _callback_run_data(
     )
     run.layer_names = _layer_names(run, notes)
     return run
+
+
+def _unreadable_run(listing: RunListing, error: BaseException) -> RunData:
+    """The empty RunData of a run whose reading raised, saying why."""
+    detail = " ".join(str(error).split())[:300]
+    reason = f"The run could not be read ({type(error).__name__}" + (
+        f": {detail})." if detail else ")."
+    )
+    return RunData(
+        name=listing.name,
+        source=listing.source,
+        epochs=np.zeros(0, dtype=np.int64),
+        updated=listing.updated,
+        notes=[reason],
+        error=reason,
+    )
 
 
 def _newest_epoch_in_flight(epochs: list[int], tag_points: list[list]) -> bool:
@@ -461,6 +586,71 @@ def _keras_run_data(
         scalars=scalars,
         scalar_present=scalar_present,
         updated=listing.updated,
+    )
+
+
+def _other_tool_run_data(
+    listing: RunListing, scalars: Mapping[str, Mapping[str, list]], loss_tag: str | None
+) -> RunData:
+    train = listing.members.get(run_names.ROLE_TRAIN) or listing.members.get(run_names.ROLE_SCALARS)
+    points = scalars.get(train or "", {})
+    curves = other_tools.find_curve_tags(points, loss_tag)
+    if curves is None:  # the tag went away between listing and reading
+        return RunData(name=listing.name, source=SOURCE_SCALARS, epochs=np.zeros(0, np.int64))
+    wanted = curves.by_logs_key()
+    validation = listing.members.get(run_names.ROLE_VALIDATION)
+    if validation is not None:
+        # Beside a train/ folder, the validation folder's "loss" is the validation loss.
+        val_points = scalars.get(validation, {})
+        val_curves = other_tools.find_curve_tags(val_points)
+        if val_curves is not None:
+            for key, theirs in (
+                ("val_loss", val_curves.loss),
+                ("val_accuracy", val_curves.accuracy),
+            ):
+                if theirs is not None and tags.logs_tag(key) not in wanted:
+                    wanted[tags.logs_tag(key)] = (validation, theirs)
+    by_tag = {}
+    for ours, source in wanted.items():
+        member, theirs = source if isinstance(source, tuple) else (train, source)
+        values = [
+            (int(point.step), value)
+            for point in scalars.get(member or "", {}).get(theirs, [])
+            if point.step <= listing.max_step and (value := _float_or_none(point.value)) is not None
+        ]
+        if values:
+            by_tag[ours] = values
+    loss_key = tags.logs_tag("loss")
+    if loss_key not in by_tag:
+        return RunData(name=listing.name, source=SOURCE_SCALARS, epochs=np.zeros(0, np.int64))
+    windowed = other_tools.window_curves(by_tag, loss_key)
+    notes = [
+        "Logged by another tool: the training loss is read from "
+        f"`{curves.loss}`"
+        + "".join(
+            f", {name} from `{tag}`"
+            for name, tag in (
+                ("the accuracy", curves.accuracy),
+                ("the learning rate", curves.learning_rate),
+            )
+            if tag
+        )
+        + ". Pass --loss-tag TAG to `tb-stagnation report` to choose another tag.",
+        *windowed.notes,
+    ]
+    for key in (tags.logs_tag("accuracy"), tags.logs_tag("val_accuracy")):
+        if key in windowed.scalars:
+            windowed.scalars[key] = other_tools.accuracy_as_fraction(
+                windowed.scalars[key], key, notes
+            )
+    return RunData(
+        name=listing.name,
+        source=SOURCE_SCALARS,
+        epochs=windowed.epochs,
+        scalars=windowed.scalars,
+        scalar_present=windowed.present,
+        updated=listing.updated,
+        notes=notes,
     )
 
 
@@ -530,15 +720,23 @@ def _aligned_scalars(by_tag: Mapping[str, list], index: Mapping[int, int]):
     )
 
 
-def _align_vectors(points: list, index: Mapping[int, int]) -> np.ndarray:
-    vectors = {}
+def _align_vectors(points: list, index: Mapping[int, int]) -> np.ndarray | None:
+    """The [E, width] matrix of a tag's vectors (NaN where absent); None when
+    it would hold more than MAX_MATRIX_CELLS entries."""
+    arrays = {}
     for point in points:
         position = index.get(int(point.step))
         if position is not None:
-            try:
-                vectors[position] = np.asarray(point.numpy, dtype=np.float64).reshape(-1)
-            except (TypeError, ValueError):
-                continue  # a foreign or corrupt tensor: that epoch stays NaN
+            arrays[position] = point.numpy
+    width = max((int(np.size(array)) for array in arrays.values()), default=0)
+    if len(index) * width > MAX_MATRIX_CELLS:
+        return None
+    vectors = {}
+    for position, array in arrays.items():
+        try:
+            vectors[position] = np.asarray(array, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            continue  # a foreign or corrupt tensor: that epoch stays NaN
     width = max((len(vector) for vector in vectors.values()), default=0)
     matrix = np.full((len(index), width), np.nan)
     for position, vector in vectors.items():

@@ -13,6 +13,9 @@ import numpy as np
 
 SOURCE_CALLBACK = "callback"
 SOURCE_KERAS = "keras"
+# Scalars written by another tool (a custom loop's tf.summary, PyTorch's
+# SummaryWriter, Lightning): only the curves found by name (reader/other_tools.py).
+SOURCE_SCALARS = "scalars"
 
 
 @dataclass
@@ -21,7 +24,8 @@ class RunData:
 
     Attributes:
         name: the logical run name (the `log_dir` relative to the logdir).
-        source: "callback" when StagnationCallback data exists, else "keras".
+        source: "callback" when StagnationCallback data exists, "keras" for
+            keras.callbacks.TensorBoard's logs, "scalars" for another tool's.
         epochs: sorted epoch steps, int64, shape [E].
         scalars: tag (from `summary.tags`, e.g. "logs/loss") -> float64 [E],
             NaN where that epoch has no value. Plain-Keras runs are mapped to the
@@ -38,6 +42,10 @@ class RunData:
         updated: wall time (s) of the newest value in the run, 0 if none.
         notes: things a reader of the report should know (skipped data, newer
             format versions, truncated files).
+        error: why the run could not be read at all (it is then empty), or None.
+        weight_histograms: plain-Keras runs logged with histogram_freq > 0:
+            layer name -> `keras_histograms.WeightHistograms`, whether its
+            weight histograms changed between the logged epochs.
     """
 
     name: str
@@ -52,6 +60,8 @@ class RunData:
     preflight: dict[str, Any] | None = None
     updated: float = 0.0
     notes: list[str] = field(default_factory=list)
+    error: str | None = None
+    weight_histograms: dict[str, Any] = field(default_factory=dict)
 
     @property
     def num_epochs(self) -> int:

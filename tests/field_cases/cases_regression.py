@@ -244,6 +244,12 @@ CASES = [
             "zero_gradients",
         ),
         false_text=REGRESSION_FALSE + NO_SOFTMAX,
+        # Labelled after the plain-Keras run was seen (issue 13 counts curve-visible
+        # stalls); the reason is what the logged curves show.
+        curve_hidden=(
+            "the loss falls steadily (0.96 to 0.47), as a slow healthy regression does; "
+            "that it is stuck above a floor only the (negative) targets show"
+        ),
     ),
     FieldCase(
         name="reg_sigmoid_positive_targets",

@@ -19,6 +19,11 @@ Labels are written before running the analysis (shared/notes/field-cases.md):
   (statements that would be false of this run);
 - `also_true`: codes whose findings are true of the run without being the
   cause of a stall (warnings about a real trait of the data or model).
+- `curve_hidden`: why Keras's own curves cannot show this stall, for a stall
+  that a person reading only `keras.callbacks.TensorBoard`'s scalars (loss,
+  accuracy, validation, learning rate), knowing nothing of the labels, inputs
+  or data, could not tell from healthy training (empty: they can). Issue 13's
+  plain-Keras recall counts the curve-visible stalls; the print shows both.
 
 Every other finding code in a report is scored false, except `no_progress` on a
 stalled run (it only says the loss stopped improving, which is then true).
@@ -66,6 +71,7 @@ class FieldCase:
     # (a warning about raw 0-255 pixels on a twin that keeps them).
     also_true: tuple[str, ...] = ()
     twin_of: str | None = None
+    curve_hidden: str = ""
     # Stall flags may start up to this many epochs after stall_from.
     stall_slack: int = 3
 

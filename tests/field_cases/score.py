@@ -49,8 +49,8 @@ FLOORS = {
         "top3": 0.95,
         "precision": 0.95,
     },
-    # Plain-Keras runs fall short of issue 13's targets; these hold what they reach.
-    "keras": {"recall": 0.85, "false_alarms": 0.03, "top3": 0.75, "precision": 0.95},
+    # Plain-Keras runs: issue 13's targets (recall over curve-visible stalls).
+    "keras": {"recall": 0.90, "false_alarms": 0.0, "top3": 0.90, "precision": 0.95},
 }
 
 
@@ -82,6 +82,8 @@ class CaseScore:
     labels: list[str]  # per finding: "true", "consequence", "false"
     false_reasons: list[str] = field(default_factory=list)
     onset_ok: bool | None = None
+    # False for a stall Keras's curves cannot show (FieldCase.curve_hidden).
+    curve_visible: bool = True
 
     @property
     def false_alarm(self) -> bool:
@@ -159,6 +161,7 @@ def score_report(case: FieldCase, report: dict, source: str) -> CaseScore:
         labels=labels,
         false_reasons=reasons,
         onset_ok=onset_ok,
+        curve_visible=not case.curve_hidden,
     )
 
 
@@ -169,10 +172,13 @@ def _ratio(hits: int, total: int) -> dict:
 def totals(scores: list[CaseScore]) -> dict:
     stalled = [s for s in scores if s.stalled_expected]
     healthy = [s for s in scores if not s.stalled_expected]
+    # Plain-Keras recall counts what Keras's curves can show (issue 13).
+    visible = [s for s in stalled if s.curve_visible or s.source == "callback"]
     ranked = [s for s in scores if s.top1 is not None]
     labels = [label for s in scores for label in s.labels]
     return {
-        "recall": _ratio(sum(s.stalled_found for s in stalled), len(stalled)),
+        "recall": _ratio(sum(s.stalled_found for s in visible), len(visible)),
+        "recall_all": _ratio(sum(s.stalled_found for s in stalled), len(stalled)),
         "false_alarms": _ratio(sum(s.false_alarm for s in healthy), len(healthy)),
         "top1": _ratio(sum(bool(s.top1) for s in ranked), len(ranked)),
         "top3": _ratio(sum(bool(s.top3) for s in ranked), len(ranked)),
@@ -255,7 +261,8 @@ def print_scores(scores: dict[str, list[CaseScore]], cases: list[FieldCase]) -> 
             expected = ",".join(case.root if source == "callback" else case.keras_root) or "-"
             mark = []
             if s.stalled_expected and not s.stalled_found:
-                mark.append("MISSED STALL")
+                hidden = source == "keras" and not s.curve_visible
+                mark.append("missed (not curve-visible)" if hidden else "MISSED STALL")
             if s.false_alarm:
                 mark.append("FALSE ALARM")
             if s.top1 is False:
@@ -271,6 +278,8 @@ def print_scores(scores: dict[str, list[CaseScore]], cases: list[FieldCase]) -> 
                 + (f"  <- {'; '.join(mark)}" if mark else "")
             )
         t = totals(scores[source])
+        if t["recall_all"] != t["recall"]:
+            print(f"  recall of every stall, curve-visible or not: {_fmt(t['recall_all'])}")
         print(
             f"  recall {_fmt(t['recall'])}  false alarms {_fmt(t['false_alarms'])}  "
             f"top-1 {_fmt(t['top1'])}  top-3 {_fmt(t['top3'])}  "

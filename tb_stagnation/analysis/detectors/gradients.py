@@ -24,6 +24,7 @@ from tb_stagnation.analysis.series import (
     fmt_pct,
     median,
 )
+from tb_stagnation.analysis.stall import ZONE_BAD
 from tb_stagnation.summary import tags
 
 # Exact zeros: float32 gradients with no path to the loss are exactly 0.0;
@@ -350,4 +351,74 @@ def vanishing_gradients(ctx: Context) -> Finding | None:
             "better than plain SGD with small gradients."
         ),
         explains=("learning_rate_too_small",),
+    )
+
+
+# Glorot & Bengio (2010): a sigmoid's derivative is at most 0.25, and tanh
+# units whose kernels are not scaled to their fan-in (RandomUniform(0, 1),
+# ones) start saturated; through four or more such hidden layers in a row the
+# gradient reaching the first ones is a tiny fraction of the last one's.
+SATURATING_STACK_DEPTH = 4
+_FAN_IN_SCALED = ("glorot", "xavier", "he", "lecun", "orthogonal", "variancescaling")
+
+
+def _saturating(layer: dict) -> str | None:
+    """ "sigmoid", or "tanh with RandomUniform kernels", when the layer saturates
+    by its activation and (for tanh) its initialiser; None otherwise."""
+    activation = str(layer.get("activation") or "").lower()
+    if activation in ("sigmoid", "hard_sigmoid"):
+        return activation
+    if activation not in ("tanh", "softsign"):
+        return None
+    initializer = layer.get("kernel_initializer")
+    if not isinstance(initializer, str):
+        return None  # unknown: no claim
+    flat = initializer.replace("_", "").lower()
+    if flat.startswith(_FAN_IN_SCALED):
+        return None
+    return f"{activation} with {initializer} kernels"
+
+
+@detector("vanishing_gradients", needs_callback=False)
+def saturating_stack(ctx: Context) -> Finding | None:
+    """Vanishing gradients read from the model card when no gradient was measured
+    (a plain-Keras past run): a deep stack of saturating hidden layers and a
+    stall at the constant predictor's loss."""
+    if ctx.ls(tags.LAYER_GRAD_NORM) is not None or not ctx.any_stall or not ctx.card:
+        return None
+    layers = [layer for layer in ctx.card.get("layers") or [] if isinstance(layer, dict)]
+    best: list[tuple[str, str]] = []
+    current: list[tuple[str, str]] = []
+    for layer in layers[:-1]:  # the output layer's activation is the task's choice
+        kind = _saturating(layer)
+        current = [*current, (str(layer.get("name")), kind)] if kind else []
+        if len(current) > len(best):
+            best = current
+    if len(best) < SATURATING_STACK_DEPTH:
+        return None
+    stalled = ctx.stalled
+    zone = ctx.stall.zone
+    if zone is None or float((zone[stalled] == ZONE_BAD).mean()) < 0.5:
+        return None  # a stall well below the baseline is no saturated network's
+    kinds = sorted({kind for _, kind in best})
+    epochs = ctx.epochs_of(stalled)
+    return Finding(
+        code="vanishing_gradients",
+        severity=SEVERITY_ERROR,
+        confidence=0.45,
+        epochs=epochs,
+        layers=[name for name, _ in best],
+        evidence=(
+            f"{len(best)} hidden layers in a row ({fmt_names([name for name, _ in best])}) use "
+            f"{' / '.join(kinds)}, and in epochs {fmt_epochs(epochs)} the loss sits at about "
+            "the constant predictor's: through each such layer the gradient shrinks (a "
+            "sigmoid's derivative is at most 0.25; tanh units whose kernels ignore the fan-in "
+            "start saturated), so the first layers barely learn. No gradient was logged to "
+            "measure it."
+        ),
+        fix=(
+            "Use ReLU hidden layers with he_uniform or he_normal kernels (or keep tanh with "
+            "glorot_uniform and add BatchNormalization)."
+        ),
+        explains=("saturated_activations", "prediction_collapse", "zero_gradients"),
     )

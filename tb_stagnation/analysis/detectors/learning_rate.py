@@ -181,6 +181,11 @@ def learning_rate_too_small(ctx: Context) -> Finding | None:
 
 # "The first epoch blew up": its loss at least 10x the constant-predictor loss.
 BLOW_UP_FACTOR = 10.0
+# "The first epoch overshot": its mean loss >= 1.25x the constant-predictor
+# loss. A freshly initialised model scores about the baseline and learning
+# only lowers it, so a whole epoch well above it means steps that threw the
+# model past anything a constant guess would do.
+OVERSHOOT_FACTOR = 1.25
 
 
 def _at_baseline(ctx: Context, mask: np.ndarray) -> bool:
@@ -215,18 +220,29 @@ def _struck(ctx: Context, mask: np.ndarray) -> bool:
     return False
 
 
-def _first_epoch_blow_up(ctx: Context, mask: np.ndarray) -> tuple[float, float] | None:
+def _first_epoch_blow_up(
+    ctx: Context, mask: np.ndarray, factor: float = BLOW_UP_FACTOR
+) -> tuple[float, float] | None:
     """(first loss, its multiple of the constant-predictor loss) when the first
-    epoch, before the window, scored >= BLOW_UP_FACTOR x the baseline."""
+    epoch, before the window, scored >= `factor` x the baseline."""
     constant = ctx.baselines.constant_loss
     loss = ctx.loss
     if loss is None or constant is None or constant <= 0 or not mask.any():
         return None
     before = loss[: int(np.flatnonzero(mask)[0]) + 1]
     finite = before[np.isfinite(before)]
-    if finite.size == 0 or finite[0] < BLOW_UP_FACTOR * constant:
+    if finite.size == 0 or finite[0] < factor * constant:
         return None
     return float(finite[0]), float(finite[0] / constant)
+
+
+def _overshot(ctx: Context, mask: np.ndarray) -> bool:
+    """Whether the first epoch's mean cross-entropy was >= OVERSHOOT_FACTOR x a
+    constant guess's. Only for cross-entropy: a fresh regression model predicts
+    ~0 and starts far above the target variance without any overshoot."""
+    if ctx.baselines.loss_kind != "crossentropy":
+        return False
+    return _first_epoch_blow_up(ctx, mask, OVERSHOOT_FACTOR) is not None
 
 
 @detector("learning_rate_too_large", needs_callback=False)
@@ -263,9 +279,13 @@ def learning_rate_too_large(ctx: Context) -> Finding | None:
         elif ratio >= 10 * LR_LARGE_RATIO:
             # A huge step can also end in a flat loss: units die or saturate at once.
             confidence = 0.6 if ctx.is_callback else 0.45
-        elif ratio >= LR_LARGE_RATIO and at_baseline and _struck(ctx, mask):
-            # 10x the working rate and a flat loss back at the baseline: the first
-            # steps threw the model there (dead ReLUs, one class for every input).
+        elif (
+            ratio >= LR_LARGE_RATIO and at_baseline and (_struck(ctx, mask) or _overshot(ctx, mask))
+        ):
+            # 10x the working rate and a flat loss back at the baseline, after a
+            # first epoch worse than a constant guess or with the predictions
+            # frozen: the first steps threw the model there (dead ReLUs, one
+            # class for every input).
             confidence = 0.55 if ctx.is_callback else 0.4
         if confidence:
             reference_text = (
@@ -278,6 +298,13 @@ def learning_rate_too_large(ctx: Context) -> Finding | None:
                 f"({fmt_num(value / reference, 2)}x {reference_text})"
             )
     blow_up = _first_epoch_blow_up(ctx, mask)
+    overshoot = _first_epoch_blow_up(ctx, mask, OVERSHOOT_FACTOR) if _overshot(ctx, mask) else None
+    if blow_up is None and overshoot is not None and at_baseline and confidence:
+        parts.append(
+            f"the first epoch's loss was {fmt_num(overshoot[0])}, {fmt_num(overshoot[1], 2)}x "
+            "the loss of a constant predictor, which a fresh model scores: the first steps "
+            "overshot"
+        )
     # A first epoch far above the baseline also comes from unscaled inputs or a
     # mismatched output: it supports a large rate, it never names one alone.
     if blow_up is not None and at_baseline and confidence:

@@ -13,7 +13,7 @@ from tb_stagnation.analysis.findings import (
     Finding,
     detector,
 )
-from tb_stagnation.analysis.series import fmt_names, fmt_num, fmt_pct, median
+from tb_stagnation.analysis.series import fmt_epochs, fmt_names, fmt_num, fmt_pct, median
 from tb_stagnation.analysis.stall import NEGATIVE_CROSSENTROPY
 from tb_stagnation.summary import tags
 
@@ -237,12 +237,84 @@ def _trainable_part_updates(ctx: Context, frozen_idx: list[int]) -> bool:
     return bool(values) and max(values) / steps >= TRAINABLE_UPDATE_PER_STEP
 
 
+# Histograms logged at three epochs or more (two comparisons) before a layer
+# whose histograms never changed counts as one whose weights never changed.
+MIN_HISTOGRAM_EPOCHS = 3
+
+
+def _unchanged_by_histograms(ctx: Context) -> tuple[list[str], list[str], list[int]]:
+    """(layers whose weight histograms never changed, every layer with enough
+    histograms, the epochs logged), from a plain-Keras run's histogram_freq."""
+    usable = {
+        name: track
+        for name, track in (ctx.run.weight_histograms or {}).items()
+        if len(track.epochs) >= MIN_HISTOGRAM_EPOCHS
+    }
+    order = {layer.name: i for i, layer in enumerate(ctx.layers)}
+    names = sorted(usable, key=lambda name: (order.get(name, len(order)), name))
+    still = [name for name in names if usable[name].never_changed]
+    epochs = sorted({epoch for track in usable.values() for epoch in track.epochs})
+    return still, names, epochs
+
+
+def _frozen_by_histograms(
+    ctx: Context, still: list[str], names: list[str], epochs: list[int]
+) -> Finding | None:
+    """Frozen layers seen in the weight histograms alone (no trainable flags
+    logged): only when the loss stalled and the learning rate was not 0."""
+    if not still or not ctx.any_stall:
+        return None
+    lr = ctx.lr
+    if lr is not None and np.isfinite(lr).any() and float(np.nanmax(lr)) <= 0:
+        return None  # a zero rate stops every layer: the learning-rate checks say so
+    logged = fmt_epochs(epochs)
+    if len(still) == len(names):
+        return Finding(
+            code="frozen_layers",
+            severity=SEVERITY_ERROR,
+            confidence=0.6,
+            epochs=ctx.epochs_of(ctx.stalled),
+            layers=still,
+            evidence=(
+                f"The weight histograms Keras logged (histogram_freq) of every layer "
+                f"({fmt_names(still)}) are identical at epochs {logged}: no weight changed (the "
+                "layers are frozen, or no gradient reaches them), so the loss cannot move."
+            ),
+            fix=(
+                "Check model.trainable_weights: if it is empty or misses these layers, set "
+                "layer.trainable = True and compile() again. If the weights are trainable, no "
+                "gradient reaches them: check that the loss depends on the model's output."
+            ),
+        )
+    if len(still) * 2 < len(names):
+        return None
+    return Finding(
+        code="frozen_layers",
+        severity=SEVERITY_ERROR,
+        confidence=0.45,
+        epochs=ctx.epochs_of(ctx.stalled),
+        layers=still,
+        evidence=(
+            f"The weight histograms Keras logged (histogram_freq) of {fmt_names(still)} "
+            f"({len(still)} of {len(names)} layers) are identical at epochs {logged}, while "
+            "the other layers' changed: those layers are frozen or receive no gradient, and "
+            "the loss stalled."
+        ),
+        fix=(
+            "Set layer.trainable = True on the layers that must learn and compile() again; if "
+            "they are trainable, look for what blocks their gradient (a stop_gradient, a "
+            "non-differentiable op, dead units)."
+        ),
+    )
+
+
 @detector("frozen_layers", needs_callback=False)
 def frozen_layers(ctx: Context) -> Finding | None:
     card = ctx.card
     layers = ctx.layers
+    still, histogram_layers, histogram_epochs = _unchanged_by_histograms(ctx)
     if not card and not layers:
-        return None
+        return _frozen_by_histograms(ctx, still, histogram_layers, histogram_epochs)
     frozen_idx = [
         i
         for i, layer in enumerate(layers)
@@ -261,9 +333,14 @@ def frozen_layers(ctx: Context) -> Finding | None:
         layers and len(frozen_idx) == len(layers) and total_params > 0
     )
     if not frozen_idx and not nothing_trains:
-        return None
+        return _frozen_by_histograms(ctx, still, histogram_layers, histogram_epochs)
     names = [layers[i].name for i in frozen_idx]
     update_text = ""
+    if names and set(names) <= set(still):
+        update_text = (
+            "; the weight histograms Keras logged for them are identical at epochs "
+            f"{fmt_epochs(histogram_epochs)}"
+        )
     ratio = ctx.ls(tags.LAYER_UPDATE_RATIO)
     if ratio is not None and frozen_idx:
         cols = [i for i in frozen_idx if i < ratio.shape[1]]
