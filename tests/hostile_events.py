@@ -14,6 +14,7 @@ import signal
 import struct
 import subprocess
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 
@@ -188,3 +189,25 @@ def cli_child(*args: str, timeout: float = 240) -> ChildResult:
     """`tb-stagnation ARGS` as a user runs it: the installed console script."""
     script = os.path.join(os.path.dirname(sys.executable), "tb-stagnation")
     return run_bounded([script, *args], timeout=timeout)
+
+
+# A child process that serves the real plugin (werkzeug test client) on a
+# logdir and asks /runs, then /report and /series of every run it lists.
+ROUTES_SCRIPT = textwrap.dedent(
+    """
+    import json, sys, urllib.parse
+    from plugin_support import ServedPlugin
+    from tb_stagnation.analysis.report import analyze_run
+    served = ServedPlugin(sys.argv[1], analyze=analyze_run)
+    runs = served.get("/runs")
+    out = {"runs": [runs.status_code, json.loads(runs.data)], "routes": {}}
+    for row in out["runs"][1].get("runs", []):
+        query = "?run=" + urllib.parse.quote(row["run"], safe="")
+        for route in ("/report", "/series"):
+            response = served.get(route + query)
+            out["routes"][route + " " + row["run"]] = [
+                response.status_code, response.headers["Content-Type"], json.loads(response.data)
+            ]
+    print(json.dumps(out))
+    """
+)

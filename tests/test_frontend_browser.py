@@ -37,12 +37,15 @@ pytestmark = pytest.mark.browser
 HOSTILE = "<img src=x onerror=window.__xss=1>"
 HEALTHY = "healthy"
 STALLED = "stalled_lr_1e-7"
+# Adam at 10: the rate kills units and collapses the predictions, findings the
+# report lists as consequences of the rate (named after STALLED in the list).
+TOO_LARGE = "too_large_lr_10"
 HOSTILE_LAYERS = "hostile_layer_names"
 PERF = "synthetic_300x30"
 LIVE = "still_training"
 # 200 layers x 400 epochs is past the series route's cell budget: pooled in pairs.
 LONG = "synthetic_400x200"
-ALL_RUNS = {HEALTHY, STALLED, HOSTILE, HOSTILE_LAYERS, PERF, LIVE, LONG}
+ALL_RUNS = {HEALTHY, STALLED, TOO_LARGE, HOSTILE, HOSTILE_LAYERS, PERF, LIVE, LONG}
 
 CHROMIUM = (
     os.environ.get("TB_STAGNATION_CHROMIUM")
@@ -169,6 +172,7 @@ def logdir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("browser_logdir")
     train(str(root / HEALTHY), 1e-2)
     train(str(root / STALLED), 1e-7)
+    train(str(root / TOO_LARGE), 10.0, epochs=8)
     # A folder name may hold markup; Keras layer names may not (its name
     # scopes reject "<", "=" and spaces), hence the synthetic run below.
     train(str(root / HOSTILE), 1e-2, epochs=4)
@@ -352,6 +356,24 @@ def test_stalled_run_shows_its_top_finding_and_highlights_it(tab, server):
     tab.frame.locator(".sg-finding.sg-selected").click()
     tab.frame.wait_for_function("() => !document.querySelector('.sg-finding.sg-selected')")
     assert tab.frame.locator('[data-chart="metric:loss"]').get_attribute("data-highlight") == ""
+
+
+def test_a_consequence_names_the_finding_that_explains_it(tab, server):
+    tab.select(TOO_LARGE)
+    findings = server.api("report", run=TOO_LARGE)["findings"]
+    titles = {f["code"]: f["title"] for f in findings}
+    explained = [f for f in findings if f.get("explained_by")]
+    assert explained, "the run's report lists no consequence"
+    tab.frame.locator(f'.sg-finding[data-code="{findings[0]["code"]}"]').wait_for()
+    for finding in explained:
+        line = tab.frame.locator(f'.sg-finding[data-code="{finding["code"]}"] .sg-consequence')
+        assert line.get_attribute("data-explained-by") == finding["explained_by"]
+        assert line.text_content() == (
+            f"Likely a consequence of: {titles[finding['explained_by']]}"
+        )
+    # A finding nothing explains says nothing of the kind.
+    top = tab.frame.locator(f'.sg-finding[data-code="{findings[0]["code"]}"]')
+    assert top.locator(".sg-consequence").count() == 0
 
 
 def test_switching_runs_and_comparing_keeps_the_selection(tab):

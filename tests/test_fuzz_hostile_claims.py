@@ -28,6 +28,7 @@ import urllib.request
 import pytest
 from hostile_events import (
     PEAK_RSS_LIMIT,
+    ROUTES_SCRIPT,
     SCALAR_TAGS,
     STRING_TAGS,
     VECTOR_TAGS,
@@ -236,26 +237,6 @@ def test_analyze_and_the_python_loader_within_bounded_memory(length_claim_logdir
         _check_reports(reports, where)
 
 
-ROUTES = textwrap.dedent(
-    """
-    import json, sys, urllib.parse
-    from plugin_support import ServedPlugin
-    from tb_stagnation.analysis.report import analyze_run
-    served = ServedPlugin(sys.argv[1], analyze=analyze_run)
-    runs = served.get("/runs")
-    out = {"runs": [runs.status_code, json.loads(runs.data)], "routes": {}}
-    for row in out["runs"][1].get("runs", []):
-        query = "?run=" + urllib.parse.quote(row["run"], safe="")
-        for route in ("/report", "/series"):
-            response = served.get(route + query)
-            out["routes"][route + " " + row["run"]] = [
-                response.status_code, response.headers["Content-Type"], json.loads(response.data)
-            ]
-    print(json.dumps(out))
-    """
-)
-
-
 def _check_routes(runs: list[dict], answer_of, expected: set[str]) -> None:
     rows = {row["run"]: row for row in runs}
     for name in HEALTHY:
@@ -271,7 +252,7 @@ def _check_routes(runs: list[dict], answer_of, expected: set[str]) -> None:
 
 
 def test_plugin_routes_within_bounded_memory(hostile_logdir):
-    result = python_child(ROUTES, hostile_logdir)
+    result = python_child(ROUTES_SCRIPT, hostile_logdir)
     print(f"\nplugin routes (werkzeug, Python loader): peak RSS {result.peak_rss / 2**20:.0f} MiB")
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.peak_rss < PEAK_RSS_LIMIT

@@ -251,3 +251,22 @@ def test_curve_tags_found_by_name(names, loss, val_loss, accuracy):
         assert curves is None
         return
     assert (curves.loss, curves.val_loss, curves.accuracy) == (loss, val_loss, accuracy)
+
+
+def test_the_plugin_lists_and_serves_runs_of_other_tools(logdir):
+    import urllib.parse
+
+    from plugin_support import ServedPlugin
+
+    from tb_stagnation.analysis.report import analyze_run
+
+    served = ServedPlugin(str(logdir), analyze=analyze_run)
+    rows = json.loads(served.get("/runs").data)["runs"]
+    assert {row["run"]: row["source"] for row in rows}["runs/healthy"] == "scalars"
+    for name in ("runs/healthy", "tutorial_lr_tiny"):
+        query = "?run=" + urllib.parse.quote(name, safe="")
+        report = served.get("/report" + query)
+        series = served.get("/series" + query)
+        assert report.status_code == series.status_code == 200, (name, series.data[:200])
+        metrics = json.loads(series.data)["metrics"]
+        assert {"loss", "val_loss"} <= set(metrics), metrics

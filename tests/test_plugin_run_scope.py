@@ -18,8 +18,10 @@ class RecordingProvider:
 
 
 def test_tensorboard_runs_of_a_logical_run():
-    assert tensorboard_runs(".") == ["stagnation", "train", "validation"]
-    assert tensorboard_runs("a/b")[:3] == ["a/b/stagnation", "a/b/train", "a/b/validation"]
+    assert tensorboard_runs(".")[:4] == [".", "stagnation", "train", "validation"]
+    # Another tool's run is its own folder; a custom loop's held-out folder sits beside train/.
+    assert tensorboard_runs("a/b")[:4] == ["a/b", "a/b/stagnation", "a/b/train", "a/b/validation"]
+    assert "a/b/test" in tensorboard_runs("a/b")
     assert "a\\b\\stagnation" in tensorboard_runs("a/b")  # TensorBoard on Windows
 
 

@@ -20,6 +20,7 @@ import textwrap
 import pytest
 from hostile_events import (
     PEAK_RSS_LIMIT,
+    ROUTES_SCRIPT,
     claiming_tensor,
     cli_child,
     hostile_event_file,
@@ -102,30 +103,10 @@ def test_crafted_claim_analyze_reports_every_run(tmp_path, claim):
         assert any(tags.LAYER_GRAD_NORM in note for note in runs["crafted"]["notes"]), loader
 
 
-ROUTES = textwrap.dedent(
-    """
-    import json, sys, urllib.parse
-    from plugin_support import ServedPlugin
-    from tb_stagnation.analysis.report import analyze_run
-    served = ServedPlugin(sys.argv[1], analyze=analyze_run)
-    runs = served.get("/runs")
-    out = {"runs": [runs.status_code, json.loads(runs.data)], "routes": {}}
-    for row in out["runs"][1].get("runs", []):
-        query = "?run=" + urllib.parse.quote(row["run"], safe="")
-        for route in ("/report", "/series"):
-            response = served.get(route + query)
-            out["routes"][route + " " + row["run"]] = [
-                response.status_code, response.headers["Content-Type"], json.loads(response.data)
-            ]
-    print(json.dumps(out))
-    """
-)
-
-
 @pytest.mark.parametrize("claim", [2**28, 10**12])
 def test_crafted_claim_plugin_routes_answer_every_run(tmp_path, claim):
     root = _crafted_logdir(str(tmp_path), claim)
-    result = python_child(ROUTES, root)
+    result = python_child(ROUTES_SCRIPT, root)
     print(f"plugin routes, claim {claim}: peak RSS {_mib(result.peak_rss)}")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.peak_rss < PEAK_RSS_LIMIT

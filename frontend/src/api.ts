@@ -37,6 +37,8 @@ export interface Finding {
   layers: string[];
   evidence: string;
   fix: string;
+  // The code of a higher-ranked finding that likely causes this one, or null.
+  explainedBy: string | null;
 }
 
 export interface StallWindow {
@@ -171,6 +173,7 @@ export function normalizeFinding(v: unknown): Finding | null {
     layers: strList(o.layers),
     evidence: str(o.evidence),
     fix: str(o.fix),
+    explainedBy: str(o.explained_by) || null,
   };
 }
 

@@ -26,6 +26,8 @@ export function renderFindings(report: Report, opts: FindingsOptions): HTMLEleme
         ? `; ${report.stalledEpochs.length} of ${report.epochs} epochs stalled (${describeSpans(stalled)})`
         : "; no epoch is flagged as stalled") +
       ". Click a finding to highlight its epochs and layers.";
+  // The ranking's heart: a symptom names the finding that likely causes it.
+  const titles = new Map(report.findings.map((f) => [f.code, f.title]));
   const windows = report.stallWindows.map((w) =>
     el("span", { class: `sg-chip sg-chip-${w.kind}`, text: `${w.kind} ${w.start}–${w.end}` }),
   );
@@ -39,7 +41,7 @@ export function renderFindings(report: Report, opts: FindingsOptions): HTMLEleme
       ? el(
           "ol",
           { class: "sg-finding-list" },
-          report.findings.map((f, index) => findingItem(f, findingKey(f.code, index), opts)),
+          report.findings.map((f, index) => findingItem(f, findingKey(f.code, index), opts, titles)),
         )
       : null,
     report.notes.length > 0
@@ -48,7 +50,7 @@ export function renderFindings(report: Report, opts: FindingsOptions): HTMLEleme
   ]);
 }
 
-function findingItem(f: Finding, key: string, opts: FindingsOptions): HTMLElement {
+function findingItem(f: Finding, key: string, opts: FindingsOptions, titles: Map<string, string>): HTMLElement {
   const selected = opts.selectedKey === key;
   const spans = toSpans(f.epochs);
   const meta: (HTMLElement | null)[] = [
@@ -82,6 +84,12 @@ function findingItem(f: Finding, key: string, opts: FindingsOptions): HTMLElemen
     },
     [
       el("div", { class: "sg-finding-head" }, [el("h4", { class: "sg-finding-title", text: f.title }), ...meta]),
+      f.explainedBy
+        ? el("p", { class: "sg-consequence", attrs: { "data-explained-by": f.explainedBy } }, [
+            el("span", { class: "sg-label", text: "Likely a consequence of: " }),
+            titles.get(f.explainedBy) ?? f.explainedBy.replace(/_/g, " "),
+          ])
+        : null,
       f.layers.length > 0
         ? el("div", { class: "sg-finding-layers" }, [
             el("span", { class: "sg-label", text: "Layers: " }),

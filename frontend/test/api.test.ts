@@ -57,7 +57,7 @@ test("report: findings, windows, baselines, notes", () => {
     stalled_epochs: [3, 4, 5],
     findings: [
       { code: "vanishing_gradients", severity: "error", confidence: 0.9, epochs: [3, 4], layers: ["dense_1"], evidence: "e", fix: "f", title: "Vanishing gradients" },
-      { code: "no_title_here", severity: "warning", confidence: "NaN", epochs: "x" },
+      { code: "no_title_here", severity: "warning", confidence: "NaN", epochs: "x", explained_by: "vanishing_gradients" },
       "junk",
     ],
     stall_windows: [{ start: 3, end: 19, kind: "plateau" }, { start: 1 }],
@@ -66,6 +66,8 @@ test("report: findings, windows, baselines, notes", () => {
   });
   assert.equal(rep.findings.length, 2);
   assert.equal(rep.findings[1]?.title, "no title here");
+  assert.equal(rep.findings[0]?.explainedBy, null);
+  assert.equal(rep.findings[1]?.explainedBy, "vanishing_gradients");
   assert.equal(rep.findings[1]?.confidence, null);
   assert.deepEqual(rep.findings[1]?.epochs, []);
   assert.deepEqual(rep.stallWindows, [{ start: 3, end: 19, kind: "plateau" }]);

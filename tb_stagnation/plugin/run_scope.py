@@ -29,14 +29,21 @@ _FILTERED_METHODS = frozenset(
         "read_blob_sequences",
     }
 )
-_ROLES = (run_names.ROLE_STAGNATION, run_names.ROLE_TRAIN, run_names.ROLE_VALIDATION)
+# Our roles, and the held-out folders other tools put beside `train/`.
+_ROLES = (
+    run_names.ROLE_STAGNATION,
+    run_names.ROLE_TRAIN,
+    run_names.ROLE_VALIDATION,
+    *sorted(run_names.VALIDATION_FOLDERS),
+)
 
 
 def tensorboard_runs(logical_run: str) -> list[str]:
-    """The TensorBoard run names that can make up `logical_run`."""
+    """The TensorBoard run names that can make up `logical_run`, including the
+    one folder of another tool's run (reader/other_tools.py), named as it is."""
     if logical_run == run_names.ROOT_RUN:
-        return list(_ROLES)
-    names = [f"{logical_run}/{role}" for role in _ROLES]
+        return [run_names.ROOT_RUN, *_ROLES]
+    names = [logical_run, *(f"{logical_run}/{role}" for role in _ROLES)]
     # TensorBoard on Windows names runs with backslashes; the reader folds them
     # there. Elsewhere such a name is one folder, which the reader ignores.
     names += [f"{logical_run.replace('/', chr(92))}{chr(92)}{role}" for role in _ROLES]

@@ -152,9 +152,9 @@ def window_curves(points_by_tag: Mapping[str, list[tuple[int, float]]], loss: st
         edges = loss_steps
     else:
         # Window w holds the loss steps in (edges[w-1], edges[w]].
-        edges = split[per_window - 1 :: per_window]
-        edges = np.unique(np.concatenate(([loss_steps[0]], edges, [loss_steps[-1]])))
-        edges = edges[edges <= max(loss_steps[-1], split[-1])]
+        edges = np.unique(np.concatenate(([loss_steps[0]], split[per_window - 1 :: per_window])))
+        if edges[-1] < loss_steps[-1]:
+            edges = np.append(edges, loss_steps[-1])  # the loss's last steps after the last mark
     consecutive = np.array_equal(edges, np.arange(len(edges)))
     epochs = edges if consecutive else np.arange(len(edges), dtype=np.int64)
     notes = [_window_note(loss_steps, edges, epoch_ends, per_window)] if not consecutive else []

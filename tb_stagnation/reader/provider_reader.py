@@ -169,7 +169,9 @@ class ProviderReader:
         curves = other_tools.find_curve_tags(by_tag, self._loss_tag)
         if curves is None:
             return None
-        series = [ts for member in logical.members.values() for ts in scalars[member].values()]
+        series = [
+            ts for member in logical.members.values() for ts in scalars.get(member, {}).values()
+        ]
         max_step = max(ts.max_step for ts in series)
         return RunListing(
             name=logical.name,

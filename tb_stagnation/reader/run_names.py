@@ -21,7 +21,7 @@ _ROLES = (ROLE_STAGNATION, ROLE_TRAIN, ROLE_VALIDATION)
 ROLE_SCALARS = "scalars"
 # Folders that other tools (TensorFlow's custom-loop tutorials) put beside a
 # `train` folder for the held-out curves.
-_VALIDATION_FOLDERS = frozenset({"test", "val", "valid", "eval"})
+VALIDATION_FOLDERS = frozenset({"test", "val", "valid", "eval"})
 
 # The name of the logical run whose log_dir is the logdir itself.
 ROOT_RUN = "."
@@ -80,7 +80,7 @@ def ungrouped_runs(
         parent, _, last = tensorboard_run.rpartition("/")
         sibling = grouped.get(parent or ROOT_RUN)
         if (
-            last in _VALIDATION_FOLDERS
+            last in VALIDATION_FOLDERS
             and sibling is not None
             and ROLE_TRAIN in sibling.members
             and ROLE_VALIDATION not in sibling.members
