@@ -216,3 +216,19 @@ def test_two_output_model_pairs_each_loss_with_its_own_head(tmp_path):
     (report,) = analyze(str(tmp_path / "run"))["runs"]
     assert "loss_output_mismatch" not in _codes(report), report
     assert report["healthy"], report
+
+
+@pytest.mark.parametrize("zeros", [True, False])
+def test_zero_kernels_under_relu_from_the_logged_config(tmp_path, zeros):
+    # Field case data_zero_kernel_init and its twin (glorot_uniform).
+    from field_cases.cases_data import _zero_init
+
+    keras.utils.set_random_seed(1)
+    report = _fit_case(tmp_path / "run", _zero_init(zeros=zeros))
+    if not zeros:
+        assert "zero_gradients" not in _codes(report), report
+        return
+    assert report["stalled_epochs"], report
+    finding = next(f for f in report["findings"] if f["code"] == "zero_gradients")
+    assert "kernel_initializer='zeros'" in finding["evidence"]
+    assert CONFIG_TEXT in finding["evidence"]

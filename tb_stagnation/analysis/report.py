@@ -163,7 +163,13 @@ def _no_progress(ctx: Context, findings: list[Finding]) -> Finding | None:
 
 
 # Findings a plain-Keras run gets from the model config Keras logged.
-CONFIG_CODES = ("loss_output_mismatch", "frozen_layers", "dropout_too_high", "vanishing_gradients")
+CONFIG_CODES = (
+    "loss_output_mismatch",
+    "frozen_layers",
+    "dropout_too_high",
+    "vanishing_gradients",
+    "zero_gradients",
+)
 # They rest on the config alone (no labels, no gradients): lower confidence.
 CONFIG_CONFIDENCE_FACTOR = 0.9
 CONFIG_SOURCE_TEXT = " (Read from the model config that keras.callbacks.TensorBoard logged.)"

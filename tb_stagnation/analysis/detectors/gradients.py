@@ -422,3 +422,50 @@ def saturating_stack(ctx: Context) -> Finding | None:
         ),
         explains=("saturated_activations", "prediction_collapse", "zero_gradients"),
     )
+
+
+# A ReLU-family unit whose kernel and input are both zero outputs exactly 0,
+# where its derivative is 0 too: a hidden layer initialised with zeros passes
+# no gradient to itself or below, and only the layers after it (and biases) move.
+_ZERO_AT_ZERO = ("relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "swish")
+
+
+@detector("zero_gradients", needs_callback=False)
+def zero_initialised(ctx: Context) -> Finding | None:
+    """Zero gradients read from the model card when none was measured (a
+    plain-Keras past run): hidden ReLU layers whose kernels start at zeros."""
+    if ctx.ls(tags.LAYER_GRAD_NORM) is not None or not ctx.any_stall or not ctx.card:
+        return None
+    layers = [layer for layer in ctx.card.get("layers") or [] if isinstance(layer, dict)]
+    zeroed = [
+        str(layer.get("name"))
+        for layer in layers[:-1]
+        if str(layer.get("kernel_initializer") or "").replace("_", "").lower() == "zeros"
+        and str(layer.get("activation") or "").lower() in _ZERO_AT_ZERO
+    ]
+    if not zeroed:
+        return None
+    stalled = ctx.stalled
+    zone = ctx.stall.zone
+    if zone is None or float((zone[stalled] == ZONE_BAD).mean()) < 0.5:
+        return None
+    epochs = ctx.epochs_of(stalled)
+    return Finding(
+        code="zero_gradients",
+        severity=SEVERITY_ERROR,
+        confidence=0.5,
+        epochs=epochs,
+        layers=zeroed,
+        evidence=(
+            f"The kernels of {fmt_names(zeroed)} start at zeros (kernel_initializer='zeros') "
+            "under a ReLU-type activation: every unit outputs 0, where its derivative is 0, so "
+            "no gradient reaches these layers, and in epochs "
+            f"{fmt_epochs(epochs)} the loss sits at about the constant predictor's. No gradient "
+            "was logged to measure it."
+        ),
+        fix=(
+            "Drop kernel_initializer='zeros': Keras's default glorot_uniform (or he_uniform for "
+            "ReLU layers) gives every unit different weights."
+        ),
+        explains=("dead_units", "prediction_collapse", "vanishing_gradients"),
+    )
