@@ -55,6 +55,7 @@ class Outcome:
     error: Exception | None
     log_dir: str
     output: str  # what was printed (stdout + stderr)
+    where: list  # (file, line) each PreflightWarning points at
 
 
 def train(
@@ -79,8 +80,11 @@ def train(
         except Exception as caught:  # Keras refusing the labels is part of some cases
             error = caught
     captured = capsys.readouterr()
-    found = [str(r.message) for r in records if issubclass(r.category, PreflightWarning)]
-    return Outcome(found, error, log_dir, captured.out + captured.err)
+    ours = [r for r in records if issubclass(r.category, PreflightWarning)]
+    where = [(r.filename, r.lineno) for r in ours]
+    return Outcome(
+        [str(r.message) for r in ours], error, log_dir, captured.out + captured.err, where
+    )
 
 
 def onehot(ids, classes):
@@ -231,6 +235,21 @@ def test_an_imbalanced_data_set_does_not_look_like_one_class(tmp_path, capsys):
     outcome = train(tmp_path, capsys, mlp(1, "sigmoid"), "binary_crossentropy", x, y, shuffle=False)
     assert outcome.warnings == []
     assert _record(outcome.log_dir)["samples"] > 128
+
+
+def test_the_warning_points_at_the_users_fit_call(tmp_path, capsys):
+    # Not at a line of tb_stagnation or Keras: at `model.fit(` in `train` above.
+    model, loss, x, y, *_ = BUGS["binary_loss_on_a_softmax"]
+    outcome = train(tmp_path, capsys, model(), loss, x, y)
+    assert outcome.where, outcome.output
+    fit_line = next(
+        number
+        for number, line in enumerate(open(__file__, encoding="utf-8"), start=1)
+        if line.strip() == "model.fit("
+    )
+    for filename, line in outcome.where:
+        assert filename == __file__
+        assert fit_line <= line <= fit_line + 8  # the call's lines
 
 
 def test_preflight_false_checks_nothing(tmp_path, capsys):

@@ -1,6 +1,7 @@
 """Printing from inside `fit`, the way Keras's own callbacks print."""
 
 import sys
+import warnings
 
 
 def print_message(message: str) -> None:
@@ -21,3 +22,35 @@ def print_message(message: str) -> None:
         print_msg(message)
     except (OSError, ValueError, AttributeError):  # closed or broken under us
         pass
+
+
+# Frames of these packages are never "the user's code": a warning raised from
+# inside fit() points at the first frame outside them (the user's fit call).
+_LIBRARY_PACKAGES = frozenset(
+    {"tb_stagnation", "keras", "tensorflow", "tf_keras", "absl", "threading", "contextlib"}
+)
+
+
+def warn_at_user_code(message: str, category: type[Warning]) -> None:
+    """`warnings.warn`, shown at the user's line that called into us (their
+    `model.fit(...)`), not at a line of this package or of Keras; with no such
+    frame (every caller is library code), at the outermost one."""
+    frame = sys._getframe(1)
+    outermost = frame
+    while frame is not None:
+        module = str(frame.f_globals.get("__name__") or "")
+        if module.split(".")[0] not in _LIBRARY_PACKAGES:
+            break
+        outermost = frame
+        frame = frame.f_back
+    target = frame or outermost
+    module = str(target.f_globals.get("__name__") or "")
+    warnings.warn_explicit(
+        message,
+        category,
+        target.f_code.co_filename,
+        target.f_lineno,
+        module=module,
+        registry=target.f_globals.setdefault("__warningregistry__", {}),
+        module_globals=target.f_globals,
+    )

@@ -23,7 +23,6 @@ Data flow (the callback calls three methods):
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -32,7 +31,7 @@ from tb_stagnation.analysis import preflight as checks
 from tb_stagnation.analysis.detectors import label_encoding
 from tb_stagnation.analysis.series import finite_or_none
 from tb_stagnation.callback import epoch_stats, model_info
-from tb_stagnation.callback.console import print_message
+from tb_stagnation.callback.console import print_message, warn_at_user_code
 from tb_stagnation.callback.first_batch import FirstBatchCapture, TappedRecorder
 from tb_stagnation.callback.graph_recorder import D_SAMPLES
 from tb_stagnation.summary import tags
@@ -257,7 +256,7 @@ class Preflight:
         if new:
             where = self.log_dir if self._writer is not None else None
             block = checks.format_block(new, self.facts, where)
-            warnings.warn(block, PreflightWarning, stacklevel=2)
+            warn_at_user_code(block, PreflightWarning)
 
 
 def _keras() -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import os
 import threading
-import warnings
 import weakref
 from typing import Any
 
@@ -17,7 +16,7 @@ tf, keras = import_tensorflow_and_keras()
 
 # These import numpy only; the order keeps the clear ImportError above first.
 from tb_stagnation.callback import distribution, epoch_stats, model_info  # noqa: E402
-from tb_stagnation.callback.console import print_message  # noqa: E402
+from tb_stagnation.callback.console import print_message, warn_at_user_code  # noqa: E402
 from tb_stagnation.callback.graph_recorder import (  # noqa: E402
     MAX_REGRESSION_DIMS,
     GraphRecorder,
@@ -245,7 +244,7 @@ class StagnationCallback(keras.callbacks.Callback):
                 "StagnationCallback hit an internal error and records less from now on; "
                 f"training is not affected. {type(error).__name__}: {error}"
             )
-        warnings.warn(message, RuntimeWarning, stacklevel=2)
+        warn_at_user_code(message, RuntimeWarning)
 
     def _ignores_this_thread(self) -> bool:
         """A concurrent fit's call: only the fit that began first is recorded."""
@@ -257,12 +256,11 @@ class StagnationCallback(keras.callbacks.Callback):
 
     def _step_aside(self) -> None:
         self._ignored_threads.add(threading.get_ident())
-        warnings.warn(
+        warn_at_user_code(
             "StagnationCallback: this model (or this callback) is already recording a fit "
             "running in another thread, so this fit is not recorded; its steps are not "
             "counted in the other fit's statistics either. Training is not affected.",
             RuntimeWarning,
-            stacklevel=3,
         )
 
     def _guarded(self, function: Any, *args: Any) -> Any:
@@ -289,12 +287,11 @@ class StagnationCallback(keras.callbacks.Callback):
         if self._stall_stopper is not None and distribution.worker_count(strategy) > 1:
             self._stall_stopper = None
             if self._records_here:
-                warnings.warn(
+                warn_at_user_code(
                     "StagnationCallback(stop_on_stall=True) does nothing under "
                     "MultiWorkerMirroredStrategy: only the chief analyses the run, and "
                     "all workers must stop together. Stalls are still logged and reported.",
                     RuntimeWarning,
-                    stacklevel=2,
                 )
         if self._preflight is not None:
             self._preflight.quiet = not self._records_here
