@@ -2,10 +2,10 @@
 
 `StagnationCallback` collects facts after the first training batch (the model
 card, the labels' spec and range, the input and label statistics of that
-batch) and asks `check` what cannot work. `check` runs the very detectors of
-the report (`analyze_run`) on a one-step run made of those facts, and keeps
-the findings of `PREFLIGHT_CODES`: so the pre-flight and the later diagnosis
-agree, with the same evidence and fixes.
+batch) and asks `preflight_check.check` what cannot work, which runs the very
+detectors of the report (`analyze_run`) on a one-step run made of those facts
+(`run_data` here) and keeps the findings of `PREFLIGHT_CODES`: so the
+pre-flight and the later diagnosis agree, with the same evidence and fixes.
 
 The report itself re-derives these findings from the logged facts (FORMAT.md
 `preflight`) and the epochs; `stored_findings` adds what the pre-flight
@@ -68,31 +68,6 @@ def run_data(
         model_card=card,
         preflight=facts,
     )
-
-
-def check(
-    card: dict | None,
-    facts: dict,
-    scalars: dict | None = None,
-    class_counts: Any = None,
-    step: int = 0,
-    keep_explained: bool = False,
-) -> list[dict]:
-    """The findings (report JSON) the pre-flight reports, most likely first.
-
-    Findings that another one explains (a consequence) are left out unless
-    `keep_explained`: the block names causes.
-    """
-    # The report's own analysis (imported here: the report imports this module).
-    from tb_stagnation.analysis.report import analyze_run
-
-    report = analyze_run(run_data("preflight", card, facts, scalars, class_counts, step))
-    return [
-        finding
-        for finding in report["findings"]
-        if finding["code"] in PREFLIGHT_CODES
-        and (keep_explained or not finding.get("explained_by"))
-    ]
 
 
 def needs_more_labels(class_counts: Any, label_variance: Any, labels_seen: float) -> bool:

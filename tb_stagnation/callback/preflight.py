@@ -10,7 +10,7 @@ Data flow (the callback calls three methods):
    tapped in, which sees the first batch's labels in the train step.
 2. `after_batch` (after each training batch until done; one host read): the
    first batch's label range, the recorder's input and label statistics so
-   far. `analysis.preflight.check` runs the report's detectors on them; what
+   far. `analysis.preflight_check.check` runs the report's detectors on them; what
    it finds is printed once as a `PreflightWarning` and logged (FORMAT.md
    `preflight`), where the report and the tab pick it up. "All labels are one
    class" waits for `LABELS_TO_CONFIRM` labels (a few batches) so an
@@ -29,6 +29,7 @@ import numpy as np
 
 from tb_stagnation.analysis import preflight as checks
 from tb_stagnation.analysis.detectors import label_encoding
+from tb_stagnation.analysis.preflight_check import check
 from tb_stagnation.analysis.series import finite_or_none
 from tb_stagnation.callback import epoch_stats, model_info
 from tb_stagnation.callback.console import print_message, warn_at_user_code
@@ -112,7 +113,7 @@ class Preflight:
             problem = label_encoding.check(card or {}, self.facts.get("labels"))
             if problem is not None and problem.fatal:
                 # Keras refuses these labels at the first step: say why first.
-                self._collect(checks.check(card, self.facts, step=self._step))
+                self._collect(check(card, self.facts, step=self._step))
                 self._flush()
         if index is None or target is None:
             # No labels to look at: the checks use the card and the inputs only.
@@ -195,7 +196,7 @@ class Preflight:
             self.facts["inputs"] = inputs
         if counts is not None:
             self.facts["class_counts"] = [finite_or_none(c) for c in np.asarray(counts).reshape(-1)]
-        self._collect(checks.check(self._card, self.facts, scalars, counts, self._step))
+        self._collect(check(self._card, self.facts, scalars, counts, self._step))
         self._checks_done = True
         return True
 
@@ -229,7 +230,7 @@ class Preflight:
         self.facts["overfit"] = result.to_json()
         if result.passed:
             print_message(f"tb_stagnation pre-flight: the model {result.message}")
-        found = checks.check(self._card, self.facts, step=self._step, keep_explained=True)
+        found = check(self._card, self.facts, step=self._step, keep_explained=True)
         self._collect([f for f in found if f["code"] == "overfit_failure"])
         return True
 
