@@ -270,3 +270,14 @@ def test_the_plugin_lists_and_serves_runs_of_other_tools(logdir):
         assert report.status_code == series.status_code == 200, (name, series.data[:200])
         metrics = json.loads(series.data)["metrics"]
         assert {"loss", "val_loss"} <= set(metrics), metrics
+
+
+def test_keras_batch_losses_before_the_first_epoch_are_no_other_tools_run(tmp_path):
+    # keras.callbacks.TensorBoard(update_freq="batch") writes `batch_loss` in
+    # train/ from the first step; until `epoch_loss` arrives that is still
+    # Keras's run, not another tool's.
+    writer = _TfSummaryWriter(tmp_path / "run" / "train")
+    for step in range(40):
+        writer.add_scalar("batch_loss", 2.3, step)
+    writer.close()
+    assert analyze(str(tmp_path))["runs"] == []

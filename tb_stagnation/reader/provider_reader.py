@@ -29,6 +29,8 @@ _KERAS_PLUGIN = "scalars"
 # Where keras.callbacks.TensorBoard(write_graph=True) puts `model.to_json()`.
 _KERAS_MODEL_PLUGIN = "graph_keras_model"
 _KERAS_MODEL_TAG = "keras"
+# Scalar tags keras.callbacks.TensorBoard writes (update_freq="batch" adds batch_*).
+_KERAS_TAG_PREFIXES = (tags.KERAS_EPOCH_PREFIX, "batch_")
 # A model config larger than this is no model we can use (a hostile file).
 _MAX_KERAS_CONFIG_BYTES = 32 << 20
 _KERAS_CONFIG_UNUSABLE = (
@@ -166,6 +168,8 @@ class ProviderReader:
         among its tags by name (or is the `loss_tag` given)."""
         train = logical.member(run_names.ROLE_TRAIN) or logical.member(run_names.ROLE_SCALARS)
         by_tag = scalars.get(train or "", {})
+        if any(tag.startswith(_KERAS_TAG_PREFIXES) for tag in by_tag):
+            return None  # Keras's own callback, before its first epoch ended
         curves = other_tools.find_curve_tags(by_tag, self._loss_tag)
         if curves is None:
             return None
