@@ -8,8 +8,8 @@ can leave them; they are read only through TensorBoard's own loaders.
 from __future__ import annotations
 
 import io
+import json
 import os
-import resource
 import signal
 import struct
 import subprocess
@@ -135,46 +135,67 @@ class ChildResult:
     seconds: float
 
 
-def run_bounded(argv: list[str], timeout: float = 240, env: dict | None = None) -> ChildResult:
-    """Runs `argv` with its address space capped; its peak RSS from wait4.
-
-    wait4 reports the child's own peak and that of the descendants it
-    waited for (the CLI's data server), unlike RUSAGE_CHILDREN, which keeps
-    the largest child the test process ever had.
+# Runs argv[3:] as a grandchild with its address space capped, waits for it
+# and writes its exit status and peak RSS (wait4) to argv[1]; argv[2] is the
+# cap in bytes. Linux carries a process's peak RSS across fork and exec: a
+# child forked straight from the test process (over 1 GB after the suite's
+# trainings) would report at least that. Forked from this small launcher
+# instead, the grandchild's figure is its own (and its waited-for children's).
+_LAUNCHER = textwrap.dedent(
     """
+    import json, os, resource, sys
+    cap = int(sys.argv[2])
+    resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.execvp(sys.argv[3], sys.argv[3:])
+        finally:
+            os._exit(127)
+    _, status, usage = os.wait4(pid, 0)
+    with open(sys.argv[1], "w") as out:
+        json.dump({"status": status, "maxrss": usage.ru_maxrss}, out)
+    """
+)
 
-    def cap() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (CHILD_ADDRESS_SPACE, CHILD_ADDRESS_SPACE))
 
+def run_bounded(argv: list[str], timeout: float = 240, env: dict | None = None) -> ChildResult:
+    """Runs `argv` with its address space capped; its own peak RSS (see _LAUNCHER)."""
     started = time.monotonic()
     out_path = f"/tmp/tb_stagnation_child_{os.getpid()}_{time.monotonic_ns()}"
     with open(out_path + ".out", "w+b") as out, open(out_path + ".err", "w+b") as err:
-        process = subprocess.Popen(
-            argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, preexec_fn=cap, env=env
+        launcher = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCHER, out_path + ".json", str(CHILD_ADDRESS_SPACE), *argv],
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            start_new_session=True,  # one process group: a timeout kills both
         )
-        status, usage = None, None
-        while status is None:
-            pid, raw, rusage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                status, usage = raw, rusage
-                break
-            if time.monotonic() - started > timeout:
-                os.kill(process.pid, signal.SIGKILL)
-                _, status, usage = os.wait4(process.pid, 0)
-                break
-            time.sleep(0.05)
-        process.returncode = os.waitstatus_to_exitcode(status)  # already reaped
+        try:
+            launcher.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(launcher.pid, signal.SIGKILL)
+            launcher.wait()
+        try:
+            with open(out_path + ".json") as handle:
+                waited = json.load(handle)
+            returncode = os.waitstatus_to_exitcode(waited["status"])
+            peak = int(waited["maxrss"]) * 1024
+        except (OSError, ValueError, KeyError):  # killed before the grandchild ended
+            returncode, peak = -signal.SIGKILL, 0
         out.seek(0)
         err.seek(0)
         result = ChildResult(
-            returncode=process.returncode,
+            returncode=returncode,
             stdout=out.read().decode("utf-8", errors="replace"),
             stderr=err.read().decode("utf-8", errors="replace"),
-            peak_rss=usage.ru_maxrss * 1024,
+            peak_rss=peak,
             seconds=time.monotonic() - started,
         )
-    for suffix in (".out", ".err"):
-        os.unlink(out_path + suffix)
+    for suffix in (".out", ".err", ".json"):
+        if os.path.exists(out_path + suffix):
+            os.unlink(out_path + suffix)
     return result
 
 

@@ -34,23 +34,31 @@ _LIBRARY_PACKAGES = frozenset(
 def warn_at_user_code(message: str, category: type[Warning]) -> None:
     """`warnings.warn`, shown at the user's line that called into us (their
     `model.fit(...)`), not at a line of this package or of Keras; with no such
-    frame (every caller is library code), at the outermost one."""
-    frame = sys._getframe(1)
-    outermost = frame
-    while frame is not None:
-        module = str(frame.f_globals.get("__name__") or "")
-        if module.split(".")[0] not in _LIBRARY_PACKAGES:
-            break
+    frame (every caller is library code), at the outermost one.
+
+    Never raises: a warning of ours must not become the user's exception.
+    """
+    try:
+        frame = sys._getframe(1)
         outermost = frame
-        frame = frame.f_back
-    target = frame or outermost
-    module = str(target.f_globals.get("__name__") or "")
-    warnings.warn_explicit(
-        message,
-        category,
-        target.f_code.co_filename,
-        target.f_lineno,
-        module=module,
-        registry=target.f_globals.setdefault("__warningregistry__", {}),
-        module_globals=target.f_globals,
-    )
+        while frame is not None:
+            module = str(frame.f_globals.get("__name__") or "")
+            if module.split(".")[0] not in _LIBRARY_PACKAGES:
+                break
+            outermost = frame
+            frame = frame.f_back
+        target = frame or outermost
+        # No module_globals: its loader would be asked for the source, and
+        # `python -c`'s __main__ answers that with an ImportError.
+        warnings.warn_explicit(
+            message,
+            category,
+            target.f_code.co_filename,
+            target.f_lineno,
+            module=str(target.f_globals.get("__name__") or "") or None,
+            registry=target.f_globals.setdefault("__warningregistry__", {}),
+        )
+    except Warning:
+        raise  # -W error: the user asked for warnings as exceptions
+    except Exception:  # noqa: BLE001 - fall back to a plain warning
+        warnings.warn(message, category, stacklevel=2)
