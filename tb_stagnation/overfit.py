@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 
+from tb_stagnation.analysis.baselines import entropy
 from tb_stagnation.analysis.series import finite_or_none
 
 NEAR_ZERO = 0.1
@@ -531,28 +532,22 @@ def reference_loss(loss: Any, ys: Any) -> tuple[str | None, float | None, bool]:
         ids = labels.reshape(-1)
         if (ids < 0).any() or (ids != np.round(ids)).any():
             return family, None, False
-        return family, _entropy(np.bincount(ids.astype(np.int64)) / ids.size), True
+        return family, entropy(np.bincount(ids.astype(np.int64)) / ids.size), True
     if family == "categorical":
         # Over one unit a categorical cross-entropy is 0 whatever the model predicts.
         if labels.ndim < 2 or labels.shape[-1] < 2 or (labels < 0).any() or (labels > 1).any():
             return family, None, False
-        return family, _entropy(labels.reshape(-1, labels.shape[-1]).mean(axis=0)), True
+        return family, entropy(labels.reshape(-1, labels.shape[-1]).mean(axis=0)), True
     if family == "binary":
         if (labels < 0).any() or (labels > 1).any():
             return family, None, False
         rows = labels.reshape(labels.shape[0], -1)
-        entropies = [_entropy(np.array([p, 1 - p])) for p in rows.mean(axis=0)]
+        entropies = [entropy(np.array([p, 1 - p])) for p in rows.mean(axis=0)]
         return family, float(np.mean(entropies)), True
     if family == "mse":
         rows = labels.reshape(labels.shape[0], -1)
         return family, float(np.mean(rows.var(axis=0))), True
     return family, None, True
-
-
-def _entropy(shares: np.ndarray) -> float:
-    shares = np.asarray(shares, dtype=np.float64)
-    positive = shares[shares > 0]
-    return float(-np.sum(positive * np.log(positive)))
 
 
 # ------------------------------------------------------------------ training

@@ -177,7 +177,10 @@ def class_shares(run: RunData) -> tuple[np.ndarray | None, float]:
     return total / label_count, label_count
 
 
-def _entropy(shares: np.ndarray) -> float:
+def entropy(shares: np.ndarray) -> float:
+    """Shannon entropy (nats) of class shares: the cross-entropy of predicting
+    the label frequencies, the constant predictor's loss."""
+    shares = np.asarray(shares, dtype=np.float64)
     positive = shares[shares > 0]
     return float(-(positive * np.log(positive)).sum())
 
@@ -257,7 +260,7 @@ def compute(run: RunData) -> Baselines:
         base.source = "labels"
         width = output_width(card)
         if family == "categorical":
-            base.constant_loss = _entropy(shares)
+            base.constant_loss = entropy(shares)
             base.loss_kind = LOSS_KIND_CROSSENTROPY
         elif family == "binary":
             if shares.size == 2:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tb_stagnation.analysis.series import finite_or_none
+from tb_stagnation.summary import metadata
 
 TASK_CLASSIFICATION = "classification"
 TASK_BINARY = "binary"
@@ -435,7 +436,7 @@ def build_model_card(
     primary = outputs[stats_index] if stats_index is not None else (outputs[0] if outputs else None)
     first = outputs[0] if outputs else None
     return {
-        "format_version": 1,
+        "format_version": metadata.FORMAT_VERSION,
         "model_class": type(model).__name__,
         "loss": primary.loss if primary else _fallback_loss_name(model),
         "optimizer": optimizer_summary(getattr(model, "optimizer", None), learning_rate),

@@ -35,7 +35,7 @@ from tb_stagnation.callback import epoch_stats, model_info
 from tb_stagnation.callback.console import print_message, warn_at_user_code
 from tb_stagnation.callback.first_batch import FirstBatchCapture, TappedRecorder
 from tb_stagnation.callback.graph_recorder import D_SAMPLES
-from tb_stagnation.summary import tags
+from tb_stagnation.summary import metadata, tags
 
 # Samples the tiny-subset test trains on (the playbook's number).
 OVERFIT_SAMPLES = 20
@@ -54,7 +54,7 @@ class Preflight:
         self.quiet = False
         self.overfit_samples = int(overfit_samples)
         self.log_dir = log_dir
-        self.facts: dict = {"format_version": 1}
+        self.facts: dict = {"format_version": metadata.FORMAT_VERSION}
         self.pending = False
         self._checks_done = not self.checks_enabled
         self._overfit_done = self.overfit_samples <= 0

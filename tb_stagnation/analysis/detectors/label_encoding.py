@@ -44,7 +44,7 @@ _REGRESSION_LOSSES = frozenset(
     }
 )
 # What a bounded output activation can produce.
-_RANGES = {"sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0, 1.0)}
+OUTPUT_RANGES = {"sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0, 1.0)}
 # Targets out of range by at least this share of the output's range make an
 # error (most targets out of reach); less is a warning (the extremes clipped).
 FAR_OUT_OF_RANGE = 0.5
@@ -261,9 +261,9 @@ def _target_range(
             "Use a linear output (activation=None) for targets that can be negative.",
             severity,
         )
-    if activation not in _RANGES:
+    if activation not in OUTPUT_RANGES:
         return None
-    bottom, top = _RANGES[activation]
+    bottom, top = OUTPUT_RANGES[activation]
     overshoot = max(bottom - low, high - top, 0.0) / (top - bottom)
     if overshoot <= 0:
         return None

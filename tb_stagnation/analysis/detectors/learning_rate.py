@@ -16,6 +16,7 @@ from tb_stagnation.analysis.baselines import (
     working_learning_rate,
 )
 from tb_stagnation.analysis.context import Context
+from tb_stagnation.analysis.detectors.gradients import ZERO_GRADIENT
 from tb_stagnation.analysis.findings import SEVERITY_ERROR, Finding, detector
 from tb_stagnation.analysis.series import finite_max, fmt_epochs, fmt_num, fmt_pct, median
 from tb_stagnation.analysis.stall import (
@@ -46,7 +47,6 @@ KERAS_ONLY_REFERENCE_LR = 0.01
 # A learning rate that merely creeps the loss down moves it down at most steps;
 # >= 80% of steps falling is the "tiny steps" shape (our choice).
 CREEP_SHARE = 0.8
-ZERO_GRADIENT = 1e-20
 
 
 def _designed_rate_hint(ctx: Context) -> str:

@@ -20,7 +20,6 @@ from tb_stagnation.summary import tags
 # Output ranges of bounded activations; regression targets outside them can
 # never be reached (AUTOTRAINER, DeepDiagnosis, UMLAUT: "output range must
 # cover the label range").
-_RANGES = {"sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0, 1.0)}
 
 # Output activations whose values are raw scores, not probabilities.
 LINEAR_LIKE = ("linear", "relu")
@@ -184,7 +183,7 @@ def loss_output_mismatch(ctx: Context) -> Finding | None:
     # Regression targets outside what the output activation can produce.
     variance_series = ctx.s(tags.LABEL_VARIANCE)
     mean_series = ctx.s(tags.LABEL_MEAN)
-    if activation in (*_RANGES, "relu") and mean_series is not None:
+    if activation in (*label_encoding.OUTPUT_RANGES, "relu") and mean_series is not None:
         mean = median(mean_series)
         variance = median(variance_series) if variance_series is not None else None
         if variance is not None and variance < 0:
@@ -201,7 +200,7 @@ def loss_output_mismatch(ctx: Context) -> Finding | None:
                     "negative.",
                 )
             return None
-        low, high = _RANGES[activation]
+        low, high = label_encoding.OUTPUT_RANGES[activation]
         max_variance = (high - low) ** 2 / 4  # the largest variance of values in [low, high]
         outside = mean < low or mean > high or (variance is not None and variance > max_variance)
         if outside:
