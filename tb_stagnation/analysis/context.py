@@ -350,6 +350,14 @@ class Context:
     def any_stall(self) -> bool:
         return bool(self.stalled.any())
 
+    def mostly_at_baseline(self, mask: np.ndarray) -> bool:
+        """Whether most epochs of `mask` sit in the stall detector's "bad"
+        zone: at about the constant predictor's loss, or above it."""
+        zone = self.stall.zone
+        if zone is None or not mask.any():
+            return False
+        return float((zone[mask] == stall.ZONE_BAD).mean()) >= 0.5
+
     def focus(self) -> np.ndarray:
         """Epochs to examine: the stalled ones if any, else all."""
         if self.any_stall:

@@ -160,13 +160,13 @@ def window_curves(points_by_tag: Mapping[str, list[tuple[int, float]]], loss: st
     notes = [_window_note(loss_steps, edges, epoch_ends, per_window)] if not consecutive else []
     scalars, present = {}, {}
     for tag, points in points_by_tag.items():
-        sums = np.zeros(len(edges))
-        counts = np.zeros(len(edges))
-        for step, value in points:
-            window = int(np.searchsorted(edges, step, side="left"))
-            if window < len(edges):
-                sums[window] += value
-                counts[window] += 1
+        steps = np.array([step for step, _ in points], dtype=np.int64)
+        values = np.array([value for _, value in points], dtype=np.float64)
+        windows = np.searchsorted(edges, steps, side="left")
+        inside = windows < len(edges)
+        # bincount adds a NaN into its window's sum: a NaN loss stays evidence.
+        sums = np.bincount(windows[inside], weights=values[inside], minlength=len(edges))
+        counts = np.bincount(windows[inside], minlength=len(edges)).astype(np.float64)
         with np.errstate(invalid="ignore", divide="ignore"):
             scalars[tag] = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
         present[tag] = counts > 0

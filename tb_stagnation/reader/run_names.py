@@ -43,11 +43,17 @@ class LogicalRun:
         return self.members.get(role)
 
 
-def split_run_name(tensorboard_run: str) -> tuple[str, str] | None:
-    """("D/train") -> ("D", "train"); None for runs that are none of ours."""
+def _parent_and_folder(tensorboard_run: str) -> tuple[str, str]:
+    """("a/b/train") -> ("a/b", "train"); ("train") -> ("", "train")."""
     if BACKSLASH_SEPARATES:
         tensorboard_run = tensorboard_run.replace("\\", "/")
     parent, _, last = tensorboard_run.rpartition("/")
+    return parent, last
+
+
+def split_run_name(tensorboard_run: str) -> tuple[str, str] | None:
+    """("D/train") -> ("D", "train"); None for runs that are none of ours."""
+    parent, last = _parent_and_folder(tensorboard_run)
     if last not in _ROLES:
         return None
     return (parent or ROOT_RUN, last)
@@ -77,7 +83,7 @@ def ungrouped_runs(
     for tensorboard_run in tensorboard_runs:
         if tensorboard_run in taken:
             continue
-        parent, _, last = tensorboard_run.rpartition("/")
+        parent, last = _parent_and_folder(tensorboard_run)
         sibling = grouped.get(parent or ROOT_RUN)
         if (
             last in VALIDATION_FOLDERS

@@ -24,7 +24,6 @@ from tb_stagnation.analysis.series import (
     fmt_pct,
     median,
 )
-from tb_stagnation.analysis.stall import ZONE_BAD
 from tb_stagnation.summary import tags
 
 # Exact zeros: float32 gradients with no path to the loss are exactly 0.0;
@@ -362,6 +361,23 @@ SATURATING_STACK_DEPTH = 4
 _FAN_IN_SCALED = ("glorot", "xavier", "he", "lecun", "orthogonal", "variancescaling")
 
 
+def _initializer_key(layer: dict) -> str | None:
+    """A card layer's kernel initialiser as one spelling: "RandomUniform" and
+    "random_uniform" -> "randomuniform"; None when the card does not say."""
+    initializer = layer.get("kernel_initializer")
+    return initializer.replace("_", "").lower() if isinstance(initializer, str) else None
+
+
+def _unmeasured_hidden_layers(ctx: Context) -> list[dict]:
+    """The model card's hidden layers (the output layer's activation is the
+    task's choice), for the config checks of a stalled run whose gradients were
+    not measured (a plain-Keras past run); [] otherwise."""
+    if ctx.ls(tags.LAYER_GRAD_NORM) is not None or not ctx.any_stall or not ctx.card:
+        return []
+    layers = [layer for layer in ctx.card.get("layers") or [] if isinstance(layer, dict)]
+    return layers[:-1]
+
+
 def _saturating(layer: dict) -> str | None:
     """ "sigmoid", or "tanh with RandomUniform kernels", when the layer saturates
     by its activation and (for tanh) its initialiser; None otherwise."""
@@ -371,11 +387,9 @@ def _saturating(layer: dict) -> str | None:
     if activation not in ("tanh", "softsign"):
         return None
     initializer = layer.get("kernel_initializer")
-    if not isinstance(initializer, str):
-        return None  # unknown: no claim
-    flat = initializer.replace("_", "").lower()
-    if flat.startswith(_FAN_IN_SCALED):
-        return None
+    key = _initializer_key(layer)
+    if key is None or key.startswith(_FAN_IN_SCALED):
+        return None  # unknown (no claim), or scaled to the fan-in
     return f"{activation} with {initializer} kernels"
 
 
@@ -384,22 +398,18 @@ def saturating_stack(ctx: Context) -> Finding | None:
     """Vanishing gradients read from the model card when no gradient was measured
     (a plain-Keras past run): a deep stack of saturating hidden layers and a
     stall at the constant predictor's loss."""
-    if ctx.ls(tags.LAYER_GRAD_NORM) is not None or not ctx.any_stall or not ctx.card:
-        return None
-    layers = [layer for layer in ctx.card.get("layers") or [] if isinstance(layer, dict)]
+    hidden = _unmeasured_hidden_layers(ctx)
     best: list[tuple[str, str]] = []
     current: list[tuple[str, str]] = []
-    for layer in layers[:-1]:  # the output layer's activation is the task's choice
+    for layer in hidden:
         kind = _saturating(layer)
         current = [*current, (str(layer.get("name")), kind)] if kind else []
         if len(current) > len(best):
             best = current
-    if len(best) < SATURATING_STACK_DEPTH:
+    # A stall well below the baseline is no saturated network's.
+    if len(best) < SATURATING_STACK_DEPTH or not ctx.mostly_at_baseline(ctx.stalled):
         return None
     stalled = ctx.stalled
-    zone = ctx.stall.zone
-    if zone is None or float((zone[stalled] == ZONE_BAD).mean()) < 0.5:
-        return None  # a stall well below the baseline is no saturated network's
     kinds = sorted({kind for _, kind in best})
     epochs = ctx.epochs_of(stalled)
     return Finding(
@@ -434,21 +444,15 @@ _ZERO_AT_ZERO = ("relu", "relu6", "leaky_relu", "elu", "selu", "gelu", "silu", "
 def zero_initialised(ctx: Context) -> Finding | None:
     """Zero gradients read from the model card when none was measured (a
     plain-Keras past run): hidden ReLU layers whose kernels start at zeros."""
-    if ctx.ls(tags.LAYER_GRAD_NORM) is not None or not ctx.any_stall or not ctx.card:
-        return None
-    layers = [layer for layer in ctx.card.get("layers") or [] if isinstance(layer, dict)]
     zeroed = [
         str(layer.get("name"))
-        for layer in layers[:-1]
-        if str(layer.get("kernel_initializer") or "").replace("_", "").lower() == "zeros"
+        for layer in _unmeasured_hidden_layers(ctx)
+        if _initializer_key(layer) == "zeros"
         and str(layer.get("activation") or "").lower() in _ZERO_AT_ZERO
     ]
-    if not zeroed:
+    if not zeroed or not ctx.mostly_at_baseline(ctx.stalled):
         return None
     stalled = ctx.stalled
-    zone = ctx.stall.zone
-    if zone is None or float((zone[stalled] == ZONE_BAD).mean()) < 0.5:
-        return None
     epochs = ctx.epochs_of(stalled)
     return Finding(
         code="zero_gradients",

@@ -24,7 +24,6 @@ from tb_stagnation.analysis.stall import (
     KIND_DIVERGENCE,
     KIND_OSCILLATION,
     KIND_PLATEAU,
-    ZONE_BAD,
 )
 from tb_stagnation.summary import tags
 
@@ -188,14 +187,6 @@ BLOW_UP_FACTOR = 10.0
 OVERSHOOT_FACTOR = 1.25
 
 
-def _at_baseline(ctx: Context, mask: np.ndarray) -> bool:
-    """Whether most of the window sits in the stall detector's "bad" zone."""
-    zone = ctx.stall.zone
-    if zone is None or not mask.any():
-        return False
-    return float((zone[mask] == ZONE_BAD).mean()) >= 0.5
-
-
 # "Units die at once": a layer with at least this share of dead ReLUs.
 STRUCK_DEAD_SHARE = 0.9
 
@@ -266,7 +257,7 @@ def learning_rate_too_large(ctx: Context) -> Finding | None:
     value = finite_max(lr[: last + 1]) if lr is not None else ctx.card_learning_rate
     confidence = 0.0
     parts = []
-    at_baseline = _at_baseline(ctx, mask)
+    at_baseline = ctx.mostly_at_baseline(mask)
     if value is not None and value > 0:
         ratio = value / reference * RATE_SLACK
         if unstable.any():
