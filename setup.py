@@ -19,7 +19,14 @@ setup(
     python_requires=">=3.9",
     packages=find_packages(include=["tb_stagnation", "tb_stagnation.*"]),
     package_data={
-        "tb_stagnation": ["static/*", "summary/FORMAT.md", "plugin/http_api.md"],
+        "tb_stagnation": [
+            "static/*",
+            "summary/FORMAT.md",
+            "plugin/http_api.md",
+            # The routes' JSON contract, which the tab's types are checked against.
+            "plugin/http_api.schema.json",
+            "py.typed",
+        ],
     },
     # TensorFlow is deliberately not a hard requirement: tensorflow,
     # tensorflow-cpu and tf-nightly all provide `import tensorflow`, and naming
@@ -32,17 +39,22 @@ setup(
     ],
     extras_require={
         # For a machine with no TensorFlow yet: `pip install tb-stagnation[cpu]`.
-        "cpu": ["tensorflow-cpu>=2.16"],
-        "tensorflow": ["tensorflow>=2.16"],
+        # The oldest pair tested (.ci/old_versions): TensorFlow 2.16 with
+        # Keras 3.5; pip may pick an older Keras 3 for TensorFlow 2.16 alone.
+        "cpu": ["tensorflow-cpu>=2.16", "keras>=3.5"],
+        "tensorflow": ["tensorflow>=2.16", "keras>=3.5"],
         # The demo trains on data that ships inside scikit-learn (digits,
         # breast cancer): real data with no download at run time.
         "demo": ["scikit-learn>=1.3"],
         "test": [
             "tensorflow-cpu>=2.16",
+            "keras>=3.5",
             "scikit-learn>=1.3",
             "pytest>=8",
             "hypothesis>=6.100",
             "ruff>=0.6",
+            # Type-checks tb_stagnation/ in CI (the public API's hints are a promise).
+            "mypy>=1.10",
             # Drives Debian's chromium (never downloads a browser of its own).
             "playwright>=1.40",
         ],

@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 _LAZY_EXPORTS = {
     "StagnationCallback": "tb_stagnation.callback.stagnation_callback",
     "analyze": "tb_stagnation.analysis.api",
+    "Analysis": "tb_stagnation.analysis.api",
     "overfit_check": "tb_stagnation.overfit",
     "lr_range_test": "tb_stagnation.lr_range",
     "PreflightWarning": "tb_stagnation.callback.preflight",

@@ -12,15 +12,14 @@ Start-up stays light: TensorFlow is never imported.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import shutil
 import sys
-import textwrap
 import time
 from typing import Any, TextIO
 
+from tb_stagnation.names import printable as _printable
 from tb_stagnation.names import shorten
 
 EXIT_HEALTHY = 0
@@ -82,7 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument(
         "--json",
         action="store_true",
-        help='print {"schema": 1, "runs": [...]} instead of the table',
+        help=(
+            'print {"schema": 1, "runs": [...], "warnings": [...]} instead of the table: '
+            "tb_stagnation.analyze(LOGDIR).to_json()"
+        ),
     )
     report.add_argument(
         "--loss-tag",
@@ -183,192 +185,51 @@ def _report(
     err: TextIO | None = None,
     loss_tag: str | None = None,
 ) -> int:
-    from tb_stagnation.analysis.api import (
-        SCHEMA_VERSION,
-        RunPatternError,
-        compile_pattern,
-        select_runs,
-    )
+    from tb_stagnation.analysis.api import RunPatternError, analyze
+    from tb_stagnation.jsonable import dumps_text
     from tb_stagnation.reader.errors import LogdirError
-
-    try:
-        pattern = compile_pattern(run_pattern)
-    except RunPatternError as error:
-        raise _UsageError(str(error)) from None
-    from tb_stagnation.analysis.api import run_report
-    from tb_stagnation.reader.logdir import open_logdir
 
     progress = _LoadProgress(logdir, timeout, err if err is not None else sys.stderr)
     started = time.monotonic()
     try:
-        with open_logdir(
-            logdir, load_timeout=timeout, progress=progress, loss_tag=loss_tag
-        ) as source:
-            names = source.list_runs()
-            selected = select_runs(names, pattern)
-            if not names:
-                raise _UsageError(source.no_runs_reason())
-            if not selected:
-                raise _UsageError(
-                    f"no run matches --run {shorten(repr(run_pattern))} (runs: {_preview(names)})"
-                )
-            # Analysed batch by batch: 1,000 runs never sit in memory at once.
-            reports = []
-            for run in source.iter_runs(selected):
-                reports.append(run_report(run))
-                # What the reader had to skip or guess (a newer format, a corrupt
-                # file...) is a note of the report, and a warning here: the
-                # text report shows no notes of healthy runs.
-                for note in run.notes:
-                    _warn(f"{shorten(run.name)}: {note}")
-            listed = {m for listing in source.listings().values() for m in listing.members.values()}
-            for warning in source.load_warnings:
-                if warning.run not in listed:  # a file that holds no run at all
-                    _warn(warning.message)
+        result = analyze(logdir, run_pattern, loss_tag, load_timeout=timeout, progress=progress)
+    except RunPatternError as error:
+        raise _UsageError(str(error)) from None
     except LogdirError as error:
         message = str(error) or f"{logdir}: cannot be read"
         if time.monotonic() - started >= timeout:
             message += " (--timeout SECONDS waits longer)"
         raise _UsageError(message) from None
-    if as_json:
-        json.dump(
-            _json_safe({"schema": SCHEMA_VERSION, "runs": reports}),
-            out,
-            indent=2,
-            allow_nan=False,
+    if not result.run_names:
+        raise _UsageError(result.warnings[0] if result.warnings else f"{logdir}: no runs found")
+    if not result.runs:
+        raise _UsageError(
+            f"no run matches --run {shorten(repr(run_pattern))} "
+            f"(runs: {_preview(result.run_names)})"
         )
+    # The table shows no notes of healthy runs: what the reader had to skip or
+    # guess is said on stderr too.
+    for warning in result.warnings:
+        _warn(warning)
+    if as_json:
+        out.write(dumps_text(result.to_json()))
         out.write("\n")
     else:
-        out.write(render_text(reports, _width()))
+        from tb_stagnation.analysis.presentation import render_text
+
+        out.write(render_text(result.runs, _width()))
     out.flush()
-    unhealthy = any(not report.get("healthy", True) for report in reports)
-    return EXIT_UNHEALTHY if unhealthy else EXIT_HEALTHY
+    return EXIT_HEALTHY if result.healthy else EXIT_UNHEALTHY
 
 
-# --- text rendering -----------------------------------------------------------
+def __getattr__(name: str) -> Any:
+    # `render_text` lives in analysis/presentation.py, imported on first use so
+    # that `tb-stagnation --version` and usage errors never load the analysis.
+    if name == "render_text":
+        from tb_stagnation.analysis.presentation import render_text
 
-
-def _status(report: dict) -> str:
-    if report.get("error"):  # the run could not be read
-        return "error"
-    if not report.get("epochs"):
-        return "empty"
-    if report.get("stalled_epochs"):
-        return "stalled"
-    if any(f.get("severity") == "error" for f in report.get("findings", [])):
-        return "findings"
-    return "healthy"
-
-
-def render_text(reports: list[dict], width: int = 100) -> str:
-    """The table, then the findings of every unhealthy run."""
-    from tb_stagnation.analysis.series import fmt_epochs
-
-    headers = ("RUN", "SOURCE", "EPOCHS", "STATUS", "STALLED", "TOP FINDING")
-    rows = []
-    for report in reports:
-        findings = report.get("findings", [])
-        top = "-"
-        if findings and _status(report) != "healthy":
-            top = f"{findings[0]['code']} ({findings[0]['confidence']:.2f})"
-        rows.append(
-            (
-                _clip(_printable(report.get("run", "")), 40),
-                str(report.get("source", "")),
-                str(report.get("epochs", 0)),
-                _status(report),
-                _clip(fmt_epochs(report.get("stalled_epochs", [])), 24),
-                top,
-            )
-        )
-    widths = [
-        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
-    ]
-    right = {2}  # EPOCHS is a number
-
-    def line(cells) -> str:
-        parts = [
-            cell.rjust(widths[i]) if i in right else cell.ljust(widths[i])
-            for i, cell in enumerate(cells)
-        ]
-        return "  ".join(parts).rstrip()
-
-    out = [line(headers)]
-    out.extend(line(row) for row in rows)
-
-    for report in reports:
-        status = _status(report)
-        if status in ("healthy", "empty"):
-            continue
-        out.append("")
-        name = _printable(shorten(report.get("run", ""), 100))
-        if status == "error":
-            out.append(f"{name}: {_printable(report['error'])}")
-            continue
-        stalled = report.get("stalled_epochs", [])
-        windows = report.get("stall_windows", [])
-        if stalled:
-            kinds = sorted({w.get("kind", "") for w in windows} - {""})
-            kind_text = f" ({', '.join(kinds)})" if kinds else ""
-            out.append(f"{name}: stalled in epochs {fmt_epochs(stalled)}{kind_text}")
-        else:
-            out.append(f"{name}: no stalled epoch, but an error finding")
-        baselines = report.get("baselines") or {}
-        if baselines.get("constant_loss") is not None:
-            majority = baselines.get("majority_rate")
-            majority_text = f", majority-class rate {majority:.3f}" if majority is not None else ""
-            out.append(
-                f"  baselines: constant-predictor loss {baselines['constant_loss']:.4g}"
-                f"{majority_text}"
-            )
-        findings = report.get("findings", [])
-        if not findings:
-            out.append("  no cause identified")
-        for number, finding in enumerate(findings, 1):
-            cause = finding.get("explained_by")
-            out.append(
-                f"  {number}. {finding['code']}  {finding['severity']}  "
-                f"confidence {finding['confidence']:.2f}  "
-                f"epochs {_clip(fmt_epochs(finding.get('epochs', [])), 40)}"
-                + (f"  (likely a consequence of {cause})" if cause else "")
-            )
-            layers = finding.get("layers") or []
-            if layers:
-                out.append(_wrap("layers: " + ", ".join(_printable(n) for n in layers), width, 5))
-            out.append(_wrap("evidence: " + _printable(finding.get("evidence", "")), width, 5))
-            out.append(_wrap("fix: " + _printable(finding.get("fix", "")), width, 5))
-        for note in report.get("notes", []):
-            out.append(_wrap("note: " + _printable(note), width, 2))
-
-    healthy = sum(1 for r in reports if _status(r) == "healthy")
-    stalled_count = sum(1 for r in reports if _status(r) == "stalled")
-    findings_count = sum(1 for r in reports if _status(r) == "findings")
-    empty = sum(1 for r in reports if _status(r) == "empty")
-    unreadable = sum(1 for r in reports if _status(r) == "error")
-    summary = f"{len(reports)} run{'s' if len(reports) != 1 else ''}: {healthy} healthy"
-    if stalled_count:
-        summary += f", {stalled_count} stalled"
-    if findings_count:
-        summary += f", {findings_count} with error findings"
-    if empty:
-        summary += f", {empty} empty"
-    if unreadable:
-        summary += f", {unreadable} unreadable"
-    out.append("")
-    out.append(summary + ".")
-    return "\n".join(out) + "\n"
-
-
-def _wrap(text: str, width: int, indent: int) -> str:
-    pad = " " * indent
-    return textwrap.fill(
-        text,
-        width=max(width, indent + 20),
-        initial_indent=pad,
-        subsequent_indent=pad + "  ",
-        break_long_words=True,
-        break_on_hyphens=False,
-    )
+        return render_text
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _width() -> int:
@@ -376,22 +237,8 @@ def _width() -> int:
     return min(max(columns, 60), 140)
 
 
-def _printable(text: Any) -> str:
-    """User data (run and layer names) without control characters that break a terminal."""
-    text = str(text)
-    if text.isprintable():
-        return text
-    return "".join(
-        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
-    )
-
-
 def _warn(message: str) -> None:
     print(f"{_PROG}: warning: {_printable(message)}", file=sys.stderr)
-
-
-def _clip(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _one_line(text: str) -> str:
@@ -405,14 +252,10 @@ def _preview(names: list[str], limit: int = 5) -> str:
 
 
 def _json_safe(value: Any) -> Any:
-    """NaN/Inf -> None, recursively (analyze_run already avoids them; this is a guard)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    return value
+    """What `--json` prints of `value`: the package's JSON policy for reports."""
+    from tb_stagnation.jsonable import to_report_json
+
+    return to_report_json(value)
 
 
 def _silence_stdout() -> None:

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from tb_stagnation.analysis.series import finite_or_none
+from tb_stagnation.jsonable import finite_or_none
 from tb_stagnation.overfit import (
     compile_copy,
     copy_model,
@@ -169,6 +169,7 @@ def lr_range_test(
     reinitialize: bool = False,
     seed: int = 0,
     verbose: int = 0,
+    log_dir: str | None = None,
 ) -> LRRangeResult:
     """Sweep the learning rate on a copy of `model` and suggest one.
 
@@ -195,6 +196,11 @@ def lr_range_test(
             learn at any rate). Defaults to False.
         seed: seeds the shuffling of arrays. Defaults to 0.
         verbose: 1 prints the verdict. Defaults to 0.
+        log_dir: also write the result into this log_dir (the one given to
+            StagnationCallback), where the report and TensorBoard's
+            "stagnation" tab show it: a record with no epoch, made outside
+            fit (FORMAT.md, `lr_range`). A failure to write is a warning.
+            Defaults to None.
 
     Returns:
         An `LRRangeResult`: the verdict, `suggested_lr`, `divergence_lr`, the
@@ -205,7 +211,7 @@ def lr_range_test(
             optimizer has no single learning rate, or the data cannot be read.
         ValueError: the arguments are out of range.
     """
-    from tb_stagnation.callback._tf import import_tensorflow_and_keras
+    from tb_stagnation.keras_import import import_tensorflow_and_keras
 
     tf, keras = import_tensorflow_and_keras()
     min_lr, max_lr, steps = _check_arguments(min_lr, max_lr, steps, batch_size)
@@ -237,7 +243,24 @@ def lr_range_test(
     result.seconds = time.perf_counter() - started
     if verbose:
         print(f"tb_stagnation lr_range_test: {result.message}")
+    if log_dir is not None:
+        _write_record(log_dir, result)
     return result
+
+
+def _write_record(log_dir: str, result: LRRangeResult) -> None:
+    """The record in `log_dir`; a failure costs the record, never the result."""
+    from tb_stagnation.summary.lr_range_record import write_lr_range_record
+
+    try:
+        write_lr_range_record(log_dir, result, epoch=None)
+    except Exception as error:  # noqa: BLE001 - any I/O layer's error; the result is returned
+        warnings.warn(
+            f"lr_range_test could not write its result to {log_dir!r} "
+            f"({type(error).__name__}: {error}); the result is returned all the same.",
+            RuntimeWarning,
+            stacklevel=3,
+        )
 
 
 def _check_arguments(
@@ -405,12 +428,9 @@ def _has_nonfinite(batch: tuple[Any, Any, Any]) -> bool:
 
 
 def _is_ftrl(optimizer: Any) -> bool:
-    inner = getattr(optimizer, "inner_optimizer", optimizer)  # LossScaleOptimizer
-    # Its state variables exist only once built, so judge by its settings.
-    return all(
-        hasattr(inner, name)
-        for name in ("learning_rate_power", "l1_regularization_strength", "_get_variable_index")
-    )
+    from tb_stagnation.compat.keras import is_ftrl
+
+    return is_ftrl(optimizer)
 
 
 def _rebase_ftrl(optimizer: Any, variables: list, rate: float) -> None:
@@ -423,12 +443,13 @@ def _rebase_ftrl(optimizer: Any, variables: list, rate: float) -> None:
     gives the current weights at the new rate makes the sweep's next step
     what a step at that rate from these weights does, as for other optimizers.
     """
+    from tb_stagnation.compat.keras import ftrl_slots
+
     ftrl = getattr(optimizer, "inner_optimizer", optimizer)
     for variable in variables:
-        index = ftrl._get_variable_index(variable)
+        slot, linear = ftrl_slots(ftrl, variable)
         weights = np.asarray(variable.numpy(), dtype=np.float64)
-        accumulator = np.asarray(ftrl._accumulators[index].numpy(), dtype=np.float64)
-        linear = ftrl._linears[index]
+        accumulator = np.asarray(slot.numpy(), dtype=np.float64)
         l1 = float(ftrl.l1_regularization_strength)
         l2 = float(ftrl.l2_regularization_strength) + float(ftrl.beta) / (2.0 * rate)
         quadratic = np.power(accumulator, -float(ftrl.learning_rate_power)) / rate + 2 * l2

@@ -23,3 +23,14 @@ def shorten(text: str, limit: int = MESSAGE_NAME_CHARS) -> str:
     tail = keep - head
     cut = len(text) - head - tail
     return f"{text[:head]}...{text[len(text) - tail :]} ({cut} characters cut)"
+
+
+def printable(text: object) -> str:
+    """User data (run and layer names) without control characters that break a
+    terminal: each one is shown as its escape (a tab as `\\t`)."""
+    text = str(text)
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
+    )

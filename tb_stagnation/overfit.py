@@ -43,7 +43,9 @@ from typing import Any
 import numpy as np
 
 from tb_stagnation.analysis.baselines import entropy
-from tb_stagnation.analysis.series import finite_or_none
+from tb_stagnation.jsonable import finite_or_none
+from tb_stagnation.keras_import import import_tensorflow_and_keras
+from tb_stagnation.losses import is_sparse, loss_family, loss_name_and_logits
 
 NEAR_ZERO = 0.1
 STUCK = 0.5
@@ -174,8 +176,6 @@ def overfit_check(
             fails with it).
         ValueError: `samples`, `max_epochs` or `fix` is malformed.
     """
-    from tb_stagnation.callback._tf import import_tensorflow_and_keras
-
     tf, keras = import_tensorflow_and_keras()
     if not isinstance(samples, (int, np.integer)) or not 1 <= samples <= MAX_SAMPLES:
         raise ValueError(f"samples must be an integer in 1..{MAX_SAMPLES}, got {samples!r}")
@@ -256,8 +256,6 @@ def _check_fix(fix: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def describe_fix(changes: Mapping[str, Any]) -> str:
     """How a message names the change: "learning rate 0.003 and a softmax output"."""
-    from tb_stagnation.callback.model_info import loss_name_and_logits
-
     parts = []
     if "loss" in changes:
         name, from_logits = loss_name_and_logits(changes["loss"])
@@ -476,7 +474,9 @@ def set_output_activation(
         if isinstance(layer, keras.Sequential) and layer.layers:
             layer = layer.layers[-1]
         elif outputs and len(outputs) == 1:
-            layer = outputs[0]._keras_history.operation
+            from tb_stagnation.compat.keras import producing_operation
+
+            layer = producing_operation(outputs[0])
         else:
             raise error(
                 "output_activation can be changed on Sequential and functional models "
@@ -495,15 +495,11 @@ def set_output_activation(
 
 
 def _loss_kind(loss: Any) -> tuple[str | None, bool, bool]:
-    """(family, sparse, from_logits) of a single loss: see analysis.baselines.loss_family."""
-    from tb_stagnation.analysis.baselines import loss_family, normalize_name
-    from tb_stagnation.callback.model_info import loss_name_and_logits
-
+    """(family, sparse, from_logits) of a single loss: see losses.loss_family."""
     if isinstance(loss, (list, tuple, dict)):
         return None, False, False
     name, from_logits = loss_name_and_logits(loss)
-    family = loss_family(name)
-    return family, "sparse" in normalize_name(name), from_logits
+    return loss_family(name), is_sparse(name), from_logits
 
 
 # ------------------------------------------------------------- the reference
@@ -515,9 +511,6 @@ def reference_loss(loss: Any, ys: Any) -> tuple[str | None, float | None, bool]:
     Labels outside what a cross-entropy accepts make a falling loss meaningless
     (it falls through 0), so such a run cannot pass.
     """
-    from tb_stagnation.analysis.baselines import loss_family, normalize_name
-    from tb_stagnation.callback.model_info import loss_name_and_logits
-
     if isinstance(loss, (list, tuple, dict)) or isinstance(ys, (list, tuple, dict)):
         return None, None, True
     name, _ = loss_name_and_logits(loss)
@@ -528,7 +521,7 @@ def reference_loss(loss: Any, ys: Any) -> tuple[str | None, float | None, bool]:
         return family, None, True
     if labels.size == 0 or not np.isfinite(labels).all():
         return family, None, True
-    if family == "categorical" and "sparse" in normalize_name(name):
+    if family == "categorical" and is_sparse(name):
         ids = labels.reshape(-1)
         if (ids < 0).any() or (ids != np.round(ids)).any():
             return family, None, False

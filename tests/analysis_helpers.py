@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from tb_stagnation.analysis.findings import CODES
-from tb_stagnation.reader.run_data import SOURCE_CALLBACK, SOURCE_KERAS, RunData
+from tb_stagnation.analysis.run_data import SOURCE_CALLBACK, SOURCE_KERAS, RunData
 from tb_stagnation.summary import tags
 
 

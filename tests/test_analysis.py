@@ -14,8 +14,8 @@ from analysis_helpers import card, check_schema, codes, finding, keras_run, make
 from tb_stagnation.analysis import baselines as baselines_module
 from tb_stagnation.analysis import findings as findings_module
 from tb_stagnation.analysis.report import analyze_run, rank, summary_line
+from tb_stagnation.analysis.run_data import SOURCE_KERAS, RunData
 from tb_stagnation.analysis.series import fmt_epochs, fmt_num, fmt_pct, json_number
-from tb_stagnation.reader.run_data import SOURCE_KERAS, RunData
 from tb_stagnation.summary import tags
 
 COUNTS3 = [196, 170, 146]  # majority 0.383, label entropy 1.092

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tb_stagnation.analysis.report import analyze_run
-from tb_stagnation.reader.run_data import SOURCE_CALLBACK, SOURCE_KERAS, RunData
+from tb_stagnation.analysis.run_data import SOURCE_CALLBACK, SOURCE_KERAS, RunData
 from tb_stagnation.summary import tags
 
 VALUES = st.one_of(

@@ -13,8 +13,8 @@ import numpy as np
 from analysis_helpers import card, codes, finding, keras_run, make_run
 
 from tb_stagnation.analysis.report import analyze_run
+from tb_stagnation.analysis.run_data import SOURCE_KERAS
 from tb_stagnation.reader import keras_config
-from tb_stagnation.reader.run_data import SOURCE_KERAS
 from tb_stagnation.summary import tags
 
 COUNTS2 = [500.0, 500.0]

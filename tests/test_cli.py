@@ -264,7 +264,17 @@ def test_analyze_api_for_notebooks(logdir):
     from tb_stagnation.reader.errors import LogdirError
 
     result = tb_stagnation.analyze(logdir)
+    assert isinstance(result, tb_stagnation.Analysis)
+    assert result.schema == 1 and result.warnings == []
+    assert result.run_names == ["good", "nan", "plain", "stuck"]
+    assert result["runs"] is result.runs  # the dict analyze() used to return, still readable
     assert result["schema"] == 1
+    assert result.statuses() == {
+        "good": "healthy",
+        "nan": "stalled",
+        "plain": "stalled",
+        "stuck": "stalled",
+    }
     assert [run["run"] for run in result["runs"]] == ["good", "nan", "plain", "stuck"]
     assert [run["run"] for run in tb_stagnation.analyze(logdir, "^st")["runs"]] == ["stuck"]
     assert tb_stagnation.analyze(logdir, "^zzz")["runs"] == []
@@ -285,3 +295,44 @@ def test_empty_and_one_epoch_runs_get_a_report_with_a_note(tmp_path):
     assert runs["one"]["epochs"] == 1 and any("one epoch" in n for n in runs["one"]["notes"])
     if "card_only" in runs:  # a run with a model card and no epoch yet
         assert runs["card_only"]["stalled_epochs"] == [] and runs["card_only"]["notes"]
+
+
+def test_json_output_is_exactly_analyze_to_json(logdir):
+    """One pipeline: `report --json` prints analyze()'s result, and the table is
+    rendered from that same result."""
+    import tb_stagnation
+    from tb_stagnation import cli
+    from tb_stagnation.analysis.presentation import render_text as presentation_render
+
+    result = tb_stagnation.analyze(logdir)
+    status, out, _ = run_cli("report", logdir, "--json")
+    assert status == 1
+    assert out == json.dumps(result.to_json(), indent=2, allow_nan=False) + "\n"
+    assert no_nan(out) == result.to_json()
+    status, text, _ = run_cli("report", logdir)
+    assert text == presentation_render(result.runs, cli._width())
+    assert render_text is presentation_render
+
+
+def test_analyze_keeps_why_a_logdir_has_no_runs(tmp_path):
+    import tb_stagnation
+
+    result = tb_stagnation.analyze(str(tmp_path))
+    assert result.runs == [] and result.run_names == []
+    assert len(result.warnings) == 1 and "no runs found" in result.warnings[0]
+    assert result.to_json() == {"schema": 1, "runs": [], "warnings": result.warnings}
+
+
+def test_load_warnings_are_kept_and_printed(tmp_path):
+    import tb_stagnation
+
+    write_callback_run(tmp_path / "cut", [H3] * 6, [0.38] * 6)
+    folder = tmp_path / "cut" / tags.RUN_SUBDIR
+    (path,) = list(folder.iterdir())
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 37])
+    result = tb_stagnation.analyze(str(tmp_path))
+    status, out, err = run_cli("report", str(tmp_path), "--json")
+    assert no_nan(out)["warnings"] == result.warnings
+    for warning in result.warnings:
+        assert warning in err

@@ -1,15 +1,18 @@
 """The Stagnation tab in a real browser, served by a real `tensorboard`.
 
 Small Keras models train with `StagnationCallback` (one healthy, one with a
-learning rate of 1e-7, one in a folder named like an XSS payload); two more
+learning rate of 1e-7, one in a folder named like an XSS payload, one with a
+learning-rate range test logged by `lr_range_test(..., log_dir=)`); more
 runs are written with the summary writer directly (a layer named like an XSS
 payload, which Keras refuses as a layer name, a 300-epoch x 30-layer run
-for timing, and a 400-epoch x 200-layer run the server downsamples).
+for timing, a 400-epoch x 200-layer run the server downsamples, and two runs
+that get new epochs while the page is open).
 `tensorboard --logdir` serves them; Debian's chromium, driven by Playwright,
 opens `/#stagnation` the way a person does.
 
 Screenshots land in tests/artifacts/ (`stagnation_tab.png` is the one for the
-README). Needs the `playwright` package and a chromium binary (set
+README); the range-test chart's goes to demo/screenshots/lr_range_test.png,
+which the README shows. Needs the `playwright` package and a chromium binary (set
 TB_STAGNATION_CHROMIUM to point elsewhere); `.ci/run` installs both, and a
 missing one fails these tests rather than skipping them. Playwright's own
 browser download is never used.
@@ -45,7 +48,23 @@ PERF = "synthetic_300x30"
 LIVE = "still_training"
 # 200 layers x 400 epochs is past the series route's cell budget: pooled in pairs.
 LONG = "synthetic_400x200"
-ALL_RUNS = {HEALTHY, STALLED, TOO_LARGE, HOSTILE, HOSTILE_LAYERS, PERF, LIVE, LONG}
+# A stalled run (one finding) that grows while the page shows it zoomed.
+LIVE_STALLED = "still_stalling"
+# Trained at 1e-7 for 3 epochs, then lr_range_test(model, x, y, log_dir=...).
+LR_RANGE = "with_lr_range_test"
+ALL_RUNS = {
+    HEALTHY,
+    STALLED,
+    TOO_LARGE,
+    HOSTILE,
+    HOSTILE_LAYERS,
+    PERF,
+    LIVE,
+    LONG,
+    LIVE_STALLED,
+    LR_RANGE,
+}
+README_SCREENSHOTS = Path(__file__).parent.parent / "demo" / "screenshots"
 
 CHROMIUM = (
     os.environ.get("TB_STAGNATION_CHROMIUM")
@@ -69,16 +88,21 @@ STATUS_ORDER = {"stalled": 0, "findings": 1, "error": 2, "healthy": 3, "empty": 
 # -- the logdir ---------------------------------------------------------------
 
 
-def train(log_dir: str, learning_rate: float, epochs: int = 10) -> None:
+def training_data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(512, 8)).astype("float32")
+    y = ((x[:, 0] + x[:, 1]) > 0).astype("int64")
+    return x, y
+
+
+def train(log_dir: str, learning_rate: float, epochs: int = 10):
     """A small classifier that Adam at 1e-2 learns and at 1e-7 cannot move."""
     import keras
 
     from tb_stagnation import StagnationCallback
 
     keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(512, 8)).astype("float32")
-    y = ((x[:, 0] + x[:, 1]) > 0).astype("int64")
+    x, y = training_data()
     model = keras.Sequential(
         [
             keras.Input((8,)),
@@ -101,12 +125,17 @@ def train(log_dir: str, learning_rate: float, epochs: int = 10) -> None:
         verbose=0,
         callbacks=[StagnationCallback(log_dir=log_dir)],
     )
+    return model
 
 
-def write_synthetic(run_dir: str, epochs: int, layer_names: list[str], start: int = 0) -> None:
+def write_synthetic(
+    run_dir: str, epochs: int, layer_names: list[str], start: int = 0, flat: bool = False
+) -> None:
     """A callback-format run written directly (FORMAT.md), no TensorFlow needed.
 
     `start` > 0 appends epochs in a new event file, as a resumed fit does.
+    `flat`: the loss sits at the constant predictor's and the weights barely
+    move (a run that stalls, with findings).
     """
     from tb_stagnation.summary import tags
     from tb_stagnation.summary.writer import SummaryWriter
@@ -136,6 +165,10 @@ def write_synthetic(run_dir: str, epochs: int, layer_names: list[str], start: in
         depth = np.arange(n) / max(n - 1, 1)
         grad = 1e-1 * 10 ** (-2 * (1 - depth)) * (1 + 0.05 * math.sin(epoch))
         ratio = 1e-3 * 10 ** (-1 * (1 - depth)) * math.exp(-epoch / total)
+        if flat:
+            loss = 1.0986 + 1e-5 * math.sin(epoch)
+            grad = grad * 1e-6
+            ratio = np.full(n, 1e-9)
         writer.write_step(
             epoch,
             scalars={
@@ -180,6 +213,13 @@ def logdir(tmp_path_factory) -> Path:
     write_synthetic(str(root / PERF), 300, [f"dense_{i}" for i in range(30)])
     write_synthetic(str(root / LIVE), 3, ["dense", "output"])
     write_synthetic(str(root / LONG), 400, [f"dense_{i}" for i in range(200)])
+    write_synthetic(str(root / LIVE_STALLED), 6, ["dense", "output"], flat=True)
+    import tb_stagnation
+
+    model = train(str(root / LR_RANGE), 1e-7, epochs=3)
+    x, y = training_data()
+    # The model is not modified: a copy is swept, the record goes to the run.
+    tb_stagnation.lr_range_test(model, x, y, log_dir=str(root / LR_RANGE))
     return root
 
 
@@ -486,6 +526,113 @@ def test_new_epochs_appear_without_losing_the_selection(tab, server, logdir):
     assert tab.frame.locator(".sg-run-title").text_content() == LIVE
     assert tab.row(HEALTHY).locator(".sg-run-check").is_checked()
     tab.row(HEALTHY).locator(".sg-run-check").uncheck()
+
+
+def test_lr_range_test_chart(tab, server):
+    from tb_stagnation.overfit import fmt_rate
+
+    record = server.api("series", run=LR_RANGE)["lr_range"]
+    assert record is not None and record["learning_rates"]
+    tab.select(LR_RANGE)
+    chart = tab.frame.locator('[data-chart="lr_range"]')
+    chart.wait_for()
+    assert chart.locator(".sg-card-title").text_content() == "Learning-rate range test"
+    assert tab.frame.locator('[data-section="lr_range"]').count() == 1
+    # One point per step tried, on a log axis of rates.
+    assert chart.get_attribute("data-epochs") == str(len(record["learning_rates"]))
+    markers = chart.get_attribute("data-markers").split("; ")
+    if record["suggested_lr"] is not None:
+        assert f"suggested {fmt_rate(record['suggested_lr'])}" in markers
+    if record["divergence_lr"] is not None:
+        assert f"diverges {fmt_rate(record['divergence_lr'])}" in markers
+    assert f"current {fmt_rate(1e-7)}" in markers
+    legend = chart.locator(".sg-legend").text_content()
+    if record["reference_loss"] is not None:
+        assert "constant predictor" in legend
+    captions = chart.locator(".sg-card-caption").all_text_contents()
+    assert captions[0] == record["message"]
+    epoch = record["epoch"]
+    assert captions[1].startswith(
+        "ran before training" if epoch is None else f"ran after epoch {epoch}"
+    )
+    # A tooltip like the other charts', headed by the rate under the cursor.
+    plot = chart.locator(".u-over")
+    plot.scroll_into_view_if_needed()
+    box = plot.bounding_box()
+    tab.page.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.5)
+    head = chart.locator(".sg-tooltip .sg-tip-head")
+    head.wait_for()
+    assert head.text_content().startswith("learning rate ")
+    assert chart.locator(".sg-tooltip .sg-tip-row").count() >= 1
+    tab.page.mouse.move(0, 0)
+    README_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    chart.screenshot(path=str(README_SCREENSHOTS / "lr_range_test.png"))
+    tab.screenshot("lr_range_test_tab.png")
+
+
+def test_weight_norm_is_drawn(tab, server):
+    tab.select(HEALTHY)
+    layers = server.api("series", run=HEALTHY)["layers"]
+    assert layers["weight_norm"]
+    heat = tab.frame.locator('[data-heatmap="layers:weight_norm"]')
+    heat.wait_for()
+    assert heat.locator(".sg-card-title, h3").first.text_content() == "Weight norm per layer"
+    assert heat.locator("canvas.sg-heatmap-canvas").count() == 1
+    tab.frame.locator('[data-chart="global:weight_norm"]').wait_for()
+
+
+def test_zoom_and_the_selected_finding_survive_new_data(tab, server, logdir):
+    tab.select(LIVE_STALLED)
+    finding = tab.frame.locator(".sg-finding").first
+    key = finding.get_attribute("data-key")
+    finding.click()
+    tab.frame.locator(".sg-finding.sg-selected").wait_for()
+    loss = tab.frame.locator('[data-chart="metric:loss"]')
+    assert loss.get_attribute("data-epochs") == "6"
+    # Drag across the middle of the loss chart: uPlot zooms the epoch axis.
+    plot = loss.locator(".u-over")
+    plot.scroll_into_view_if_needed()
+    box = plot.bounding_box()
+    y = box["y"] + box["height"] / 2
+    tab.page.mouse.move(box["x"] + box["width"] * 0.3, y)
+    tab.page.mouse.down()
+    tab.page.mouse.move(box["x"] + box["width"] * 0.5, y, steps=5)
+    tab.page.mouse.move(box["x"] + box["width"] * 0.7, y, steps=5)
+    tab.page.mouse.up()
+    tab.frame.wait_for_function(
+        "() => !!document.querySelector('[data-chart=\"metric:loss\"]')?.dataset.zoom"
+    )
+    zoom = loss.get_attribute("data-zoom")
+    low, high = (float(v) for v in zoom.split())
+    assert 0 < low < high < 5
+    scroll = tab.frame.evaluate("() => document.querySelector('.sg-main').scrollTop")
+
+    write_synthetic(str(logdir / LIVE_STALLED), 3, ["dense", "output"], start=6, flat=True)
+    deadline = time.monotonic() + 60
+    while next(r for r in server.api("runs")["runs"] if r["run"] == LIVE_STALLED)["epochs"] < 9:
+        assert time.monotonic() < deadline, "TensorBoard never loaded the new epochs"
+        time.sleep(0.5)
+    tab.frame.locator(".sg-toolbar .sg-button").click()  # the poll, now
+    tab.frame.locator('[data-chart="metric:loss"][data-epochs="9"]').wait_for()
+    # Same place: the zoom, the finding, the scroll position.
+    assert loss.get_attribute("data-zoom") == zoom
+    selected = tab.frame.locator(".sg-finding.sg-selected")
+    assert selected.count() == 1 and selected.get_attribute("data-key") == key
+    code = selected.get_attribute("data-code")
+    report = server.api("report", run=LIVE_STALLED)
+    if next(f for f in report["findings"] if f["code"] == code)["epochs"]:
+        assert loss.get_attribute("data-highlight")
+    assert (
+        abs(tab.frame.evaluate("() => document.querySelector('.sg-main').scrollTop") - scroll) < 2
+    )
+    # A double-click shows everything again, and that too survives a redraw.
+    plot.dblclick()
+    tab.frame.wait_for_function(
+        "() => document.querySelector('[data-chart=\"metric:loss\"]')?.dataset.zoom === ''"
+    )
+    selected.click()  # clear the finding: a redraw
+    tab.frame.wait_for_function("() => !document.querySelector('.sg-finding.sg-selected')")
+    assert tab.frame.locator('[data-chart="metric:loss"]').get_attribute("data-zoom") == ""
 
 
 def test_dark_theme_follows_the_system(browser, server):

@@ -37,10 +37,10 @@ from tensorboard.util import tensor_util
 
 from tb_stagnation import cli
 from tb_stagnation.analysis.report import analyze_run
+from tb_stagnation.analysis.run_data import SOURCE_CALLBACK, SOURCE_KERAS
 from tb_stagnation.plugin import jsonable
 from tb_stagnation.plugin.series import build_series
 from tb_stagnation.reader.logdir import _data_server_binary, open_logdir
-from tb_stagnation.reader.run_data import SOURCE_CALLBACK, SOURCE_KERAS
 from tb_stagnation.summary import metadata, tags
 
 HAS_DATA_SERVER = _data_server_binary() is not None

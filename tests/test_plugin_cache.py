@@ -7,11 +7,11 @@ import time
 import numpy as np
 import pytest
 
+from tb_stagnation.analysis.run_data import RunData
 from tb_stagnation.plugin.analyses import AnalysisError, RunAnalyses
 from tb_stagnation.plugin.fingerprint_cache import FingerprintCache
 from tb_stagnation.reader.errors import UnknownRunError
 from tb_stagnation.reader.provider_reader import RunListing
-from tb_stagnation.reader.run_data import RunData
 
 
 class FakeReader:

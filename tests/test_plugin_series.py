@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
+from tb_stagnation.analysis.run_data import RunData
 from tb_stagnation.plugin import jsonable
 from tb_stagnation.plugin.series import MAX_CELLS, build_series, choose_stride
-from tb_stagnation.reader.run_data import RunData
 from tb_stagnation.summary import tags
 
 REPORT = {

@@ -25,8 +25,8 @@ from tb_stagnation import StagnationCallback  # noqa: E402
 from tb_stagnation.analysis import preflight as checks  # noqa: E402
 from tb_stagnation.analysis.detectors import label_encoding  # noqa: E402
 from tb_stagnation.analysis.report import analyze_run  # noqa: E402
+from tb_stagnation.analysis.run_data import RunData  # noqa: E402
 from tb_stagnation.callback.preflight import PreflightWarning  # noqa: E402
-from tb_stagnation.reader.run_data import RunData  # noqa: E402
 from tb_stagnation.summary import tags  # noqa: E402
 
 SAMPLES = 128

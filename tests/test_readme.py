@@ -203,3 +203,19 @@ def test_shell_blocks_run_and_print_what_readme_shows(demo_run):
         following = blocks[index + 1] if index + 1 < len(blocks) else None
         if following and following[0] == "output":
             assert _normalise(result.stdout) == _normalise(following[1])
+
+
+def test_findings_table_lists_exactly_the_codes_the_analysis_emits():
+    """README's findings table is the user's catalogue: a new cause must appear
+    there, a removed one must leave it, and titles are what the tab shows."""
+    from tb_stagnation.analysis.findings import CODES
+
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## Findings: what they mean and how to fix them", 1)[1]
+    section = section.split("\n## ", 1)[0]
+    documented = re.findall(r"^\| `([a-z_]+)` \|", section, re.M)
+    assert len(documented) == len(set(documented)), "a code is listed twice"
+    assert set(documented) == set(CODES), (
+        f"missing from README: {sorted(set(CODES) - set(documented))}; "
+        f"not a code: {sorted(set(documented) - set(CODES))}"
+    )

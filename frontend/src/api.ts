@@ -45,6 +45,7 @@ export interface StallWindow {
   start: number;
   end: number;
   kind: string;
+  confidence: number | null;
 }
 
 export interface Baselines {
@@ -63,6 +64,8 @@ export interface Report {
   stallWindows: StallWindow[];
   baselines: Baselines;
   notes: string[];
+  /** Set when the run's data could not be read at all (the report is then empty). */
+  error: string | null;
 }
 
 export interface LayerSeries {
@@ -90,7 +93,38 @@ export interface Series {
   inputs: Record<string, Val[]> | null;
   batches: Record<string, Val[]> | null;
   layers: LayerSeries | null;
-  downsampled: { stride: number; originalEpochs: number } | null;
+  downsampled: Downsampled | null;
+  lrRange: LrRange | null;
+}
+
+export interface Downsampled {
+  stride: number;
+  originalEpochs: number;
+}
+
+export type LrRangeVerdict = "suggested" | "never_falls" | "diverges_at_start" | "nonfinite" | "untrainable";
+
+/** The run's learning-rate range test (`lr_range_test(..., log_dir=)`), one point per step. */
+export interface LrRange {
+  /** The epoch after which the test ran; null: before training. */
+  epoch: number | null;
+  verdict: LrRangeVerdict;
+  suggestedLr: number | null;
+  divergenceLr: number | null;
+  steepestLr: number | null;
+  minLossLr: number | null;
+  referenceLoss: number | null;
+  learningRates: Val[];
+  losses: Val[];
+  smoothed: Val[];
+  optimizer: string;
+  currentLr: number | null;
+  minLr: number;
+  maxLr: number;
+  steps: number;
+  start: string;
+  nonfiniteData: boolean;
+  message: string;
 }
 
 type Obj = Record<string, unknown>;
@@ -121,6 +155,48 @@ function seriesDict(v: unknown): Record<string, Val[]> | null {
     if (s) out[k] = s;
   }
   return out;
+}
+
+const VERDICTS: readonly LrRangeVerdict[] = ["suggested", "never_falls", "diverges_at_start", "nonfinite", "untrainable"];
+
+/** A positive finite rate, or null (a log axis cannot place anything else). */
+function rate(v: unknown): number | null {
+  const x = num(v);
+  return x !== null && x > 0 ? x : null;
+}
+
+export function normalizeLrRange(v: unknown): LrRange | null {
+  const o = obj(v);
+  if (!o) return null;
+  const learningRates = parseSeries(o.learning_rates) ?? [];
+  const fit = (raw: unknown): Val[] => {
+    // One value per rate: a short list is padded with gaps, a long one cut.
+    const vals = parseSeries(raw) ?? [];
+    return learningRates.map((_, i) => vals[i] ?? null);
+  };
+  let verdict = str(o.verdict) as LrRangeVerdict;
+  if (!VERDICTS.includes(verdict)) verdict = "never_falls";
+  const epoch = num(o.epoch);
+  return {
+    epoch: epoch !== null ? Math.round(epoch) : null,
+    verdict,
+    suggestedLr: rate(o.suggested_lr),
+    divergenceLr: rate(o.divergence_lr),
+    steepestLr: rate(o.steepest_lr),
+    minLossLr: rate(o.min_loss_lr),
+    referenceLoss: num(o.reference_loss),
+    learningRates,
+    losses: fit(o.losses),
+    smoothed: fit(o.smoothed),
+    optimizer: str(o.optimizer),
+    currentLr: rate(o.current_lr),
+    minLr: rate(o.min_lr) ?? 0,
+    maxLr: rate(o.max_lr) ?? 0,
+    steps: num(o.steps) ?? learningRates.length,
+    start: str(o.start),
+    nonfiniteData: o.nonfinite_data === true,
+    message: str(o.message),
+  };
 }
 
 const STATUSES: readonly RunStatus[] = ["healthy", "stalled", "findings", "error", "empty"];
@@ -194,11 +270,14 @@ export function normalizeReport(v: unknown): Report {
         const wo = obj(w);
         const start = wo ? num(wo.start) : null;
         const end = wo ? num(wo.end) : null;
-        return wo && start !== null && end !== null ? { start, end, kind: str(wo.kind, "plateau") } : null;
+        return wo && start !== null && end !== null
+          ? { start, end, kind: str(wo.kind, "plateau"), confidence: num(wo.confidence) }
+          : null;
       })
       .filter((w): w is StallWindow => w !== null),
     baselines: normalizeBaselines(o.baselines),
     notes: strList(o.notes),
+    error: typeof o.error === "string" && o.error ? o.error : null,
   };
 }
 
@@ -238,7 +317,13 @@ export function normalizeSeries(v: unknown): Series {
     layers: normalizeLayers(o.layers),
     downsampled:
       ds && stride !== null ? { stride, originalEpochs: num(ds.original_epochs) ?? 0 } : null,
+    lrRange: normalizeLrRange(o.lr_range),
   };
+}
+
+/** The body of every error answer (400, 404, 405, 414, 500). */
+export interface ErrorBody {
+  error: string;
 }
 
 /** An error a person can act on: the backend's own {"error"} line when it sent one. */
@@ -268,7 +353,7 @@ async function getJson(url: string, signal?: AbortSignal): Promise<unknown> {
     body = null;
   }
   if (!resp.ok) {
-    const msg = obj(body)?.error;
+    const msg = (obj(body) as Partial<Record<keyof ErrorBody, unknown>> | null)?.error;
     throw new ApiError(
       typeof msg === "string" && msg ? msg : `${url} answered HTTP ${resp.status}.`,
       resp.status,

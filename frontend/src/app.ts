@@ -10,13 +10,13 @@ import { el, replaceChildren } from "./dom";
 import * as empty from "./emptyStates";
 import { renderFindings } from "./findingsPanel";
 import { Heatmap } from "./heatmap";
-import { LineChart } from "./lineChart";
+import { LineChart, type Zoom } from "./lineChart";
 import { startPolling, type Poller } from "./poller";
 import { toSpansOnAxis } from "./ranges";
 import { RunList, statusBadge } from "./runList";
 import { sortRuns } from "./runs";
 import { renderSettings } from "./settings";
-import { findingKey, loadState, reconcile, shownRuns, Store, toggleCompare, toggleFinding, type UiState } from "./state";
+import { findingKeys, loadState, reconcile, shownRuns, Store, toggleCompare, toggleFinding, type UiState } from "./state";
 import { onSchemeChange, runColor, runColors } from "./theme";
 
 const SOURCE_LABELS: Record<string, string> = {
@@ -47,6 +47,9 @@ export class App {
   private lastOk: Date | null = null;
   private cache = new Map<string, RunData>();
   private charts: { destroy(): void }[] = [];
+  private lineCharts = new Map<string, LineChart>();
+  /** Each line chart's zoom (by chart id), kept across redraws; cleared when the focus moves. */
+  private zooms = new Map<string, Zoom>();
   private poller: Poller | null = null;
   private firstLoad = true;
 
@@ -82,6 +85,7 @@ export class App {
   private onState(s: UiState, prev: UiState): void {
     const selection = s.primary !== prev.primary || s.compare !== prev.compare;
     if (selection || s.filter !== prev.filter) this.runList.render();
+    if (s.primary !== prev.primary) this.zooms.clear();
     if (selection) void this.loadShown();
     if (selection || s.finding !== prev.finding || s.logScale !== prev.logScale || s.smoothing !== prev.smoothing) {
       this.renderMain();
@@ -164,8 +168,15 @@ export class App {
 
   private renderMain(): void {
     const scroll = this.main.scrollTop;
+    // Keep the reader's place: the zoom of every chart survives new data.
+    for (const [id, chart] of this.lineCharts) {
+      const z = chart.zoom();
+      if (z) this.zooms.set(id, z);
+      else this.zooms.delete(id);
+    }
     for (const c of this.charts) c.destroy();
     this.charts = [];
+    this.lineCharts.clear();
     const s = this.store.get();
     const pending: (() => void)[] = [];
     replaceChildren(this.content, this.mainChildren(s, pending));
@@ -210,7 +221,8 @@ export class App {
 
     // The clicked finding: its epochs as bands, its layers as highlighted rows.
     const selected = s.finding && s.finding.run === s.primary ? s.finding.key : null;
-    const finding = report?.findings.find((f, i) => findingKey(f.code, i) === selected) ?? null;
+    const keys = report ? findingKeys(report.run, report.findings) : [];
+    const finding = report?.findings.find((_, i) => keys[i] === selected) ?? null;
     const focus = {
       highlightEpochs: finding ? toSpansOnAxis(finding.epochs, series.epochs) : [],
       highlightLayers: new Set(finding?.layers ?? []),
@@ -243,8 +255,10 @@ export class App {
           log: s.logScale[spec.id],
           smoothing: s.smoothing,
           onToggleLog: (id, log) => this.store.update((st) => ({ ...st, logScale: { ...st.logScale, [id]: log } })),
+          zoom: this.zooms.get(spec.id) ?? null,
         });
         this.charts.push(chart);
+        this.lineCharts.set(spec.id, chart);
         grid.appendChild(chart.element);
         pending.push(() => chart.render());
       }

@@ -4,9 +4,9 @@
  * it, line charts overlay every shown run, and the run in focus brings the
  * stalled bands, the baselines and the clicked finding's highlight.
  */
-import type { Series } from "./api";
+import type { LrRange, Series } from "./api";
 import type { HeatmapSpec } from "./heatmap";
-import type { LineChartSpec, LineSeriesSpec } from "./lineChart";
+import type { LineChartSpec, LineSeriesSpec, MarkerSpec } from "./lineChart";
 import { groupMetrics } from "./metrics";
 import { toSpansOnAxis, type Span } from "./ranges";
 import { QUANTITY_COLORS, runColor } from "./theme";
@@ -79,6 +79,26 @@ export function buildSections(primary: Series, others: readonly Series[], focus:
       logDefault: true,
       ...common,
     });
+  const wn = perRun((s) => s.global.weight_norm, "weight norm");
+  if (wn.length)
+    grads.push({
+      id: "global:weight_norm",
+      title: "Weight norm ‖W‖ (all weights)",
+      help: "Shrinking toward 0: weight decay (or an L2 penalty) outweighs learning. Growing without bound: diverging.",
+      series: wn,
+      logDefault: true,
+      ...common,
+    });
+  const un = perRun((s) => s.global.update_norm, "update norm");
+  if (un.length)
+    grads.push({
+      id: "global:update_norm",
+      title: "Update norm ‖ΔW‖ (all weights)",
+      help: "How far the weights moved this epoch; divided by ‖W‖ it is the update ratio.",
+      series: un,
+      logDefault: true,
+      ...common,
+    });
   const nf = perRun((s) => s.global.nonfinite_fraction, "non-finite share");
   if (nf.some((s) => s.values.some((v) => v !== null && v !== 0)))
     grads.push({ id: "global:nonfinite", title: "Share of NaN / Inf gradient entries", series: nf, yRange: [0, 1], ...common });
@@ -102,6 +122,8 @@ export function buildSections(primary: Series, others: readonly Series[], focus:
       "Rows: layers with weights, input at the top. Dark rows near the input that stay dark mean vanishing gradients.");
     add("layers:update_ratio", "Update ratio per layer", L.updateRatio, "log",
       "‖ΔW‖ / ‖W‖ per epoch. A row far darker than the rest is a layer that is not learning.");
+    add("layers:weight_norm", "Weight norm per layer", L.weightNorm, "log",
+      "‖W‖ per epoch. A row that shrinks toward 0 is decaying away (weight decay too strong); one that grows without bound is diverging.");
     add("layers:dead_fraction", "Dead units per layer", L.deadFraction, "linear",
       "Share of ReLU-like units that never fire on the probe batch (blank: not a ReLU-like layer).");
     add("layers:saturated_fraction", "Saturated units per layer", L.saturatedFraction, "linear",
@@ -165,11 +187,123 @@ export function buildSections(primary: Series, others: readonly Series[], focus:
     });
   }
 
+  const lrRange = buildLrRangeChart(runs);
+
   const sections: Section[] = [
     { id: "curves", title: "Training curves", charts: curves, heatmaps: [] },
+    { id: "lr_range", title: "Which learning rate?", charts: lrRange ? [lrRange] : [], heatmaps: [] },
     { id: "gradients", title: "Gradients and updates", charts: grads, heatmaps },
     { id: "predictions", title: "Predictions", charts: preds, heatmaps: [] },
     { id: "data", title: "Data pipeline", charts: data, heatmaps: [] },
   ];
   return sections.filter((s) => s.charts.length + s.heatmaps.length > 0);
+}
+
+/** A learning rate as people write it (the backend's fmt_rate): 0.1, 0.03, 3e-3, 1e-7. */
+export function formatRate(rate: number): string {
+  if (!Number.isFinite(rate) || rate <= 0) return String(rate);
+  if (rate >= 0.01 && rate < 100) return String(Number(rate.toPrecision(2)));
+  const [mantissa, exponent] = rate.toExponential(1).split("e") as [string, string];
+  return `${mantissa.replace(/\.?0+$/, "")}e${Number(exponent)}`;
+}
+
+/** "ran after epoch 4" / "ran before training". */
+export function whenRan(r: LrRange): string {
+  return r.epoch === null ? "ran before training" : `ran after epoch ${r.epoch}`;
+}
+
+/**
+ * The loss axis of the range test: from the lowest loss to 1.5x where the
+ * sweep started (or the constant predictor's loss, if higher). The sweep
+ * stops once the loss blows up, often to 100x its start, which would flatten
+ * the fall the suggestion is read from into a line at the bottom.
+ */
+export function lrRangeYRange(tests: readonly LrRange[]): [number, number] | undefined {
+  let lo = Infinity;
+  let start = -Infinity;
+  let hi = -Infinity;
+  for (const r of tests) {
+    const curve = r.smoothed.some((v) => v !== null) ? r.smoothed : r.losses;
+    const first = curve.find((v): v is number => v !== null && Number.isFinite(v));
+    if (first !== undefined) start = Math.max(start, first);
+    if (r.referenceLoss !== null) start = Math.max(start, r.referenceLoss);
+    for (const v of [...r.losses, ...r.smoothed]) {
+      if (v === null || !Number.isFinite(v)) continue;
+      lo = Math.min(lo, v);
+      hi = Math.max(hi, v);
+    }
+  }
+  if (!Number.isFinite(lo) || !Number.isFinite(start) || start <= 0) return undefined;
+  const top = Math.min(hi, 1.5 * start);
+  if (!(top > lo)) return undefined;
+  const pad = (top - lo) * 0.05;
+  return [Math.max(lo - pad, lo >= 0 ? 0 : -Infinity), top + pad];
+}
+
+const LR_COLORS = { suggested: "#2e7d32", divergence: "#c62828", current: "#1565c0" };
+
+/**
+ * The learning-rate range test of the shown runs: loss (raw, faint, and the
+ * backend's smoothing) against the rate on a log axis, with the suggested,
+ * divergence and current rates of the run in focus (or the first shown run
+ * that has a test) as vertical lines and its constant-predictor loss dashed.
+ */
+export function buildLrRangeChart(runs: readonly Series[]): LineChartSpec | null {
+  const withTest = runs.filter((s): s is Series & { lrRange: LrRange } => s.lrRange !== null);
+  const main = withTest[0];
+  if (!main) return null;
+  const multi = runs.length > 1;
+  const series: LineSeriesSpec[] = withTest.flatMap((s): LineSeriesSpec[] => {
+    const r = s.lrRange;
+    // A log axis places positive rates only; the curve keeps its other points' order.
+    const keep = r.learningRates.flatMap((lr, i) => (lr !== null && Number.isFinite(lr) && lr > 0 ? [i] : []));
+    const values = keep.map((i) => r.losses[i] ?? null);
+    if (!hasAnyValue(values)) return [];
+    const smoothed = keep.map((i) => r.smoothed[i] ?? null);
+    return [
+      {
+        label: multi ? `${s.run} · loss` : "loss",
+        color: runColor(s.run),
+        epochs: keep.map((i) => r.learningRates[i] as number),
+        values,
+        // The smoothed curve is empty when no step ran: the raw loss is then the line.
+        smoothedValues: hasAnyValue(smoothed) ? smoothed : undefined,
+      },
+    ];
+  });
+  const r = main.lrRange;
+  const markers: MarkerSpec[] = [];
+  if (r.suggestedLr !== null) markers.push({ label: `suggested ${formatRate(r.suggestedLr)}`, value: r.suggestedLr, color: LR_COLORS.suggested });
+  if (r.divergenceLr !== null)
+    markers.push({ label: `diverges ${formatRate(r.divergenceLr)}`, value: r.divergenceLr, color: LR_COLORS.divergence, dash: [4, 3] });
+  if (r.currentLr !== null)
+    markers.push({ label: `current ${formatRate(r.currentLr)}`, value: r.currentLr, color: LR_COLORS.current, dash: [2, 3] });
+  const yRange = lrRangeYRange(withTest.map((s) => s.lrRange));
+  const cut = yRange !== undefined && withTest.some((s) => s.lrRange.losses.some((v) => v !== null && Number.isFinite(v) && v > yRange[1]));
+  const facts = [
+    whenRan(r),
+    r.optimizer ? `${r.optimizer}` : "",
+    `${r.learningRates.length} of ${r.steps} steps from ${formatRate(r.minLr)} to ${formatRate(r.maxLr)}`,
+    r.start ? `from ${r.start}` : "",
+    r.nonfiniteData ? "the batch with the NaN/Inf loss held NaN/Inf values" : "",
+  ].filter(Boolean);
+  return {
+    id: "lr_range",
+    title: "Learning-rate range test",
+    help:
+      "Training loss of a copy of the model while the learning rate grows each step (faint: each batch; solid: smoothed). " +
+      "Pick a rate where the loss falls fastest, well before it blows up.",
+    series,
+    baselines: r.referenceLoss !== null ? [{ label: "constant predictor", value: r.referenceLoss }] : [],
+    xLabel: "learning rate",
+    xLog: true,
+    markers,
+    caption: [
+      r.message,
+      (multi ? `${main.run}: ` : "") + facts.join(" · "),
+      cut ? "The y axis stops at 1.5x the loss the sweep started from: the loss beyond, where it blows up, is off the top (log scale or hover shows it)." : "",
+    ].filter(Boolean),
+    yRange,
+    syncKey: "stagnation-lr-range",
+  };
 }

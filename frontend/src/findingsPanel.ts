@@ -6,7 +6,7 @@
 import type { Finding, Report } from "./api";
 import { el } from "./dom";
 import { describeSpans, toSpans } from "./ranges";
-import { findingKey } from "./state";
+import { findingKeys } from "./state";
 
 export interface FindingsOptions {
   selectedKey: string | null;
@@ -28,8 +28,13 @@ export function renderFindings(report: Report, opts: FindingsOptions): HTMLEleme
       ". Click a finding to highlight its epochs and layers.";
   // The ranking's heart: a symptom names the finding that likely causes it.
   const titles = new Map(report.findings.map((f) => [f.code, f.title]));
+  const keys = findingKeys(report.run, report.findings);
   const windows = report.stallWindows.map((w) =>
-    el("span", { class: `sg-chip sg-chip-${w.kind}`, text: `${w.kind} ${w.start}–${w.end}` }),
+    el("span", {
+      class: `sg-chip sg-chip-${w.kind}`,
+      text: `${w.kind} ${w.start}–${w.end}`,
+      title: w.confidence !== null ? `${w.kind} from epoch ${w.start} to ${w.end}, confidence ${Math.round(w.confidence * 100)}%` : undefined,
+    }),
   );
   return el("section", { class: "sg-card sg-findings", attrs: { "aria-label": "Findings" } }, [
     el("header", { class: "sg-card-head" }, [
@@ -37,11 +42,12 @@ export function renderFindings(report: Report, opts: FindingsOptions): HTMLEleme
       el("span", { class: "sg-findings-windows" }, windows),
     ]),
     el("p", { class: "sg-findings-summary", text: summary }),
+    report.error ? el("p", { class: "sg-findings-error", text: `The run could not be read: ${report.error}` }) : null,
     report.findings.length > 0
       ? el(
           "ol",
           { class: "sg-finding-list" },
-          report.findings.map((f, index) => findingItem(f, findingKey(f.code, index), opts, titles)),
+          report.findings.map((f, index) => findingItem(f, keys[index] as string, opts, titles)),
         )
       : null,
     report.notes.length > 0
@@ -70,6 +76,7 @@ function findingItem(f: Finding, key: string, opts: FindingsOptions, titles: Map
         role: "button",
         "aria-pressed": String(selected),
         "data-code": f.code,
+        "data-key": key,
       },
       title: selected ? "Click to clear the highlight" : "Click to highlight this finding's epochs and layers",
       on: {

@@ -25,7 +25,23 @@ export interface LineSeriesSpec {
   values: readonly Val[];
   /** Smoothing applies to measured quantities, not to schedules such as the learning rate. */
   smooth?: boolean;
+  /**
+   * A smoothing the backend computed (aligned with `values`): drawn over the
+   * faint raw line, as the page's own smoothing is, whatever the slider says.
+   */
+  smoothedValues?: readonly Val[];
 }
+
+/** A vertical line at one x value, labelled at the top of the plot. */
+export interface MarkerSpec {
+  label: string;
+  value: number;
+  color: string;
+  dash?: number[];
+}
+
+/** The x range the person zoomed to (drag), kept across redraws. */
+export type Zoom = [number, number];
 
 export interface BaselineSpec {
   label: string;
@@ -43,12 +59,23 @@ export interface LineChartSpec {
   logDefault?: boolean;
   /** Fixed linear range, e.g. [0, 1] for shares. */
   yRange?: [number, number];
+  /** What x is (tooltip head), "epoch" unless said; a log x axis for rates. */
+  xLabel?: string;
+  xLog?: boolean;
+  /** Vertical lines: a suggested rate, the model's own rate, ... */
+  markers?: MarkerSpec[];
+  /** Lines under the plot (what the chart's numbers mean). */
+  caption?: string[];
+  /** Charts sharing a key share the cursor and the zoom; null: none. Default: the epoch charts' key. */
+  syncKey?: string | null;
 }
 
 export interface LineChartOptions {
   log: boolean | undefined; // undefined: the chart's default
   smoothing: number;
   onToggleLog: (id: string, log: boolean) => void;
+  /** The x range to show (a zoom kept from before a redraw); undefined: everything. */
+  zoom?: Zoom | null;
 }
 
 const PLOT_HEIGHT = 200;
@@ -74,6 +101,8 @@ export class LineChart {
   private spec: LineChartSpec;
   private opts: LineChartOptions;
   private log = false;
+  /** The x range everything fits in, to tell a zoom from the full view. */
+  private fullX: Zoom | null = null;
 
   constructor(spec: LineChartSpec, opts: LineChartOptions) {
     this.spec = spec;
@@ -95,6 +124,7 @@ export class LineChart {
       spec.help ? el("p", { class: "sg-card-help", text: spec.help }) : null,
       this.legendBox,
       this.plotBox,
+      ...(spec.caption ?? []).map((line) => el("p", { class: "sg-card-caption", text: line })),
     ]);
     this.resizeObserver = new ResizeObserver(() => this.resize());
     this.resizeObserver.observe(this.plotBox);
@@ -117,13 +147,27 @@ export class LineChart {
 
     const { x, drawn, data, seriesOpts } = this.buildData(theme);
     this.element.setAttribute("data-epochs", String(x.length));
-    this.renderLegend(drawn, drawn.some((d) => !d.isBaseline && nonFiniteIndices(d.raw).length > 0));
+    const markers = (spec.markers ?? []).filter((m) => Number.isFinite(m.value) && (!spec.xLog || m.value > 0));
+    this.element.setAttribute("data-markers", markers.map((m) => m.label).join("; "));
+    this.renderLegend(drawn, drawn.some((d) => !d.isBaseline && nonFiniteIndices(d.raw).length > 0), markers);
+    this.fullX = null;
     if (x.length === 0) {
       replaceChildren(this.plotBox, [el("div", { class: "sg-chart-empty", text: "Nothing logged yet." })]);
       return;
     }
     replaceChildren(this.plotBox, []);
     const halfStep = medianStep(x) / 2;
+    const xLog = !!spec.xLog;
+    const xLabel = spec.xLabel ?? "epoch";
+    // Markers past the last point tried (a divergence the sweep stopped at) stay in view.
+    const fullX = xRange(x, markers.map((m) => m.value), xLog);
+    this.fullX = fullX;
+    // uPlot asks for the data's extent at first and on a double-click reset: show the markers too.
+    const x0 = x[0] as number;
+    const x1 = x[x.length - 1] as number;
+    const isDataExtent = (min: number | null, max: number | null) =>
+      min === null || max === null || min === max || (min === x0 && max === x1);
+    const sync = spec.syncKey === undefined ? SYNC_KEY : spec.syncKey;
     const nonFinite = drawn.filter((d) => !d.isBaseline).flatMap((d) => nonFiniteIndices(d.raw));
 
     const yScale: uPlot.Scale = this.log
@@ -137,18 +181,36 @@ export class LineChart {
       height: PLOT_HEIGHT,
       legend: { show: false },
       cursor: {
-        sync: { key: SYNC_KEY, scales: ["x", null] },
+        ...(sync !== null ? { sync: { key: sync, scales: ["x", null] as [string, null] } } : {}),
         drag: { x: true, y: false },
         y: false, // a horizontal crosshair reads as one more baseline
         points: { size: 6 },
       },
       scales: {
-        x: { time: false, range: (_u, min, max) => (min === max ? [min - 1, max + 1] : [min, max]) },
+        x: xLog
+          ? {
+              time: false,
+              distr: 3 as uPlot.Scale.Distr,
+              log: 10,
+              range: (_u, min, max) => (isDataExtent(min, max) ? fullX : [min, max]),
+            }
+          : {
+              time: false,
+              range: (_u, min, max) => (isDataExtent(min, max) ? fullX : [min, max]),
+            },
         y: yScale,
       },
       axes: [
-        // Epochs are whole numbers: never a tick at 2.5.
-        { ...axis(theme), size: 28, incrs: EPOCH_INCRS, values: (_u, splits) => splits.map((v) => (v === null ? "" : String(v))) },
+        xLog
+          ? {
+              ...axis(theme),
+              size: 28,
+              values: (_u, splits) => formatTicks(splits, true),
+              splits: (_u: uPlot, _i: number, min: number, max: number) => logSplits(min, max, 9),
+              filter: (_u: uPlot, splits: number[]) => splits,
+            }
+          : // Epochs are whole numbers: never a tick at 2.5.
+            { ...axis(theme), size: 28, incrs: EPOCH_INCRS, values: (_u, splits) => splits.map((v) => (v === null ? "" : String(v))) },
         {
           ...axis(theme),
           size: 56,
@@ -163,19 +225,44 @@ export class LineChart {
             : {}),
         },
       ],
-      series: [{ label: "epoch" }, ...seriesOpts],
+      series: [{ label: xLabel }, ...seriesOpts],
       hooks: {
         drawClear: [(u) => drawBands(u, spec.stalled ?? [], theme.stalled, halfStep)],
         draw: [
           (u) => drawBands(u, spec.highlight ?? [], theme.highlight, halfStep, true),
           (u) => drawNonFinite(u, x, nonFinite, theme.nonfinite),
+          (u) => drawMarkers(u, markers, theme.font),
         ],
-        setCursor: [(u) => this.showTooltip(u, x, drawn)],
+        setCursor: [(u) => this.showTooltip(u, x, drawn, xLabel)],
+        // The zoom, readable without pixels (browser tests): "" when everything shows.
+        setScale: [(_u, key) => (key === "x" ? this.markZoom() : undefined)],
       },
     };
     this.plot = new uPlot(options, data as uPlot.AlignedData, this.plotBox);
+    const zoom = this.opts.zoom;
+    if (zoom && zoom[0] < zoom[1] && (!xLog || zoom[0] > 0)) this.plot.setScale("x", { min: zoom[0], max: zoom[1] });
+    this.markZoom();
     this.plot.over.appendChild(this.tooltip);
     this.plot.over.addEventListener("mouseleave", () => this.tooltip.classList.remove("sg-visible"));
+  }
+
+  private markZoom(): void {
+    const z = this.zoom();
+    this.element.setAttribute("data-zoom", z ? `${Number(z[0].toPrecision(6))} ${Number(z[1].toPrecision(6))}` : "");
+  }
+
+  /** The x range shown when the person zoomed in, else null (everything shown). */
+  zoom(): Zoom | null {
+    const u = this.plot;
+    const full = this.fullX;
+    if (!u || !full) return null;
+    const min = u.scales.x?.min;
+    const max = u.scales.x?.max;
+    if (min === undefined || max === undefined || min === null || max === null) return null;
+    const span = this.spec.xLog ? Math.log10(full[1] / full[0]) : full[1] - full[0];
+    const off = (a: number, b: number) => (this.spec.xLog ? Math.abs(Math.log10(a / b)) : Math.abs(a - b));
+    const eps = Math.max(span, 1e-12) * 1e-6;
+    return off(min, full[0]) <= eps && off(max, full[1]) <= eps ? null : [min, max];
   }
 
   update(spec: LineChartSpec, opts: LineChartOptions): void {
@@ -212,7 +299,10 @@ export class LineChart {
       const raw = aligned.ys[i] as (Val | undefined)[];
       const doSmooth = !!s.smooth && smoothing > 0;
       let smoothed: (Val | undefined)[] | null = null;
-      if (doSmooth) {
+      if (s.smoothedValues) {
+        smoothed = alignOnEpochs([{ epochs: s.epochs, values: s.smoothedValues }, ...parts]).ys[0] as (Val | undefined)[];
+        if (smoothed.length !== x.length) smoothed = null;
+      } else if (doSmooth) {
         // Smooth along the run's own epochs, then align: gaps introduced by
         // other runs' epochs must not reset the moving average.
         smoothed = alignOnEpochs([{ epochs: s.epochs, values: smoothEma(s.values, smoothing) }, ...parts]).ys[0] as (
@@ -241,13 +331,21 @@ export class LineChart {
     return { x, drawn, data, seriesOpts };
   }
 
-  private renderLegend(drawn: DrawnSeries[], hasNonFinite: boolean): void {
+  private renderLegend(drawn: DrawnSeries[], hasNonFinite: boolean, markers: readonly MarkerSpec[]): void {
     const items = drawn.map((d) =>
       el("span", { class: "sg-legend-item" + (d.isBaseline ? " sg-legend-baseline" : "") }, [
         el("span", { class: "sg-swatch" + (d.isBaseline ? " sg-swatch-dashed" : ""), attrs: { style: `--c:${safeColor(d.color)}` } }),
         el("span", { class: "sg-legend-label", text: d.isBaseline ? `${d.label} ${formatValue(d.raw[0] ?? null)}` : d.label }),
       ]),
     );
+    for (const m of markers) {
+      items.push(
+        el("span", { class: "sg-legend-item sg-legend-marker" }, [
+          el("span", { class: "sg-swatch sg-swatch-marker", attrs: { style: `--c:${safeColor(m.color)}` } }),
+          el("span", { class: "sg-legend-label", text: m.label }),
+        ]),
+      );
+    }
     if ((this.spec.stalled ?? []).length > 0) {
       items.push(el("span", { class: "sg-legend-item" }, [el("span", { class: "sg-swatch sg-swatch-stalled" }), "stalled epochs"]));
     }
@@ -257,14 +355,14 @@ export class LineChart {
     replaceChildren(this.legendBox, items);
   }
 
-  private showTooltip(u: uPlot, x: number[], drawn: DrawnSeries[]): void {
+  private showTooltip(u: uPlot, x: number[], drawn: DrawnSeries[], xLabel: string): void {
     const idx = u.cursor.idx;
     const left = u.cursor.left ?? -1;
     if (idx === null || idx === undefined || left < 0) {
       this.tooltip.classList.remove("sg-visible");
       return;
     }
-    const rows = [el("div", { class: "sg-tip-head", text: `epoch ${formatValue(x[idx] ?? null)}` })];
+    const rows = [el("div", { class: "sg-tip-head", text: `${xLabel} ${formatValue(x[idx] ?? null)}` })];
     for (const d of drawn) {
       const v = d.raw[idx];
       if (v === undefined) continue; // this run has no point at this epoch
@@ -328,6 +426,57 @@ export function medianStep(x: readonly number[]): number {
   for (let i = 1; i < x.length; i++) d.push((x[i] as number) - (x[i - 1] as number));
   d.sort((a, b) => a - b);
   return d[Math.floor(d.length / 2)] || 1;
+}
+
+/** The x range that holds every point and every marker. */
+export function xRange(x: readonly number[], extra: readonly number[], log: boolean): Zoom {
+  let min = Infinity;
+  let max = -Infinity;
+  for (const v of [...x, ...extra]) {
+    if (!Number.isFinite(v) || (log && v <= 0)) continue;
+    if (v < min) min = v;
+    if (v > max) max = v;
+  }
+  if (!Number.isFinite(min)) return log ? [1e-7, 10] : [0, 1];
+  if (min === max) return log ? [min / 10, max * 10] : [min - 1, max + 1];
+  return [min, max];
+}
+
+/** Vertical lines with their labels along the top, staggered when they would overlap. */
+function drawMarkers(u: uPlot, markers: readonly MarkerSpec[], font: string): void {
+  if (markers.length === 0) return;
+  const ctx = u.ctx;
+  const { left, top, width, height } = u.bbox;
+  const dpr = devicePixelRatio;
+  const placed = markers
+    .map((m) => ({ m, px: u.valToPos(m.value, "x", true) }))
+    .filter((p) => Number.isFinite(p.px) && p.px >= left - 1 && p.px <= left + width + 1)
+    .sort((a, b) => a.px - b.px);
+  ctx.save();
+  ctx.font = font.replace(/(\d+(?:\.\d+)?)px/, (_, n: string) => `${Number(n) * dpr}px`);
+  ctx.textBaseline = "top";
+  ctx.textAlign = "left"; // uPlot leaves it as its last axis set it
+  const rowEnds: number[] = [];
+  for (const { m, px } of placed) {
+    ctx.strokeStyle = m.color;
+    ctx.lineWidth = 1.5 * dpr;
+    ctx.setLineDash((m.dash ?? []).map((d) => d * dpr));
+    ctx.beginPath();
+    ctx.moveTo(px, top);
+    ctx.lineTo(px, top + height);
+    ctx.stroke();
+    const w = ctx.measureText(m.label).width;
+    // Right of the line, or left of it near the right edge; never outside the plot.
+    const side = px + 4 * dpr + w > left + width ? px - 4 * dpr - w : px + 4 * dpr;
+    const x0 = Math.max(left + 2 * dpr, Math.min(side, left + width - w - 2 * dpr));
+    let row = rowEnds.findIndex((end) => end < x0);
+    if (row === -1) row = rowEnds.length;
+    rowEnds[row] = x0 + w + 6 * dpr;
+    const y = top + (4 + row * 14) * dpr;
+    ctx.fillStyle = m.color;
+    ctx.fillText(m.label, x0, y);
+  }
+  ctx.restore();
 }
 
 function drawBands(u: uPlot, spans: readonly Span[], color: string, halfStep: number, outline = false): void {

@@ -25,9 +25,23 @@ export const DEFAULT_STATE: UiState = {
   filter: "",
 };
 
-/** Identifies a finding across refetches (the list may be reordered). */
-export function findingKey(code: string, index: number): string {
-  return `${code}#${index}`;
+/**
+ * Identifies a finding across refetches: by run and code, never by position,
+ * since a new epoch can reorder the list. A code listed twice (one finding
+ * per layer group, say) gets its occurrence number from the second on.
+ */
+export function findingKey(run: string, code: string, occurrence = 0): string {
+  return JSON.stringify([run, code, occurrence]);
+}
+
+/** The keys of a report's findings, in its order. */
+export function findingKeys(run: string, findings: readonly { code: string }[]): string[] {
+  const seen = new Map<string, number>();
+  return findings.map((f) => {
+    const n = seen.get(f.code) ?? 0;
+    seen.set(f.code, n + 1);
+    return findingKey(run, f.code, n);
+  });
 }
 
 /** Runs drawn on line charts: the one in focus first, then the compared ones. */

@@ -60,7 +60,7 @@ test("report: findings, windows, baselines, notes", () => {
       { code: "no_title_here", severity: "warning", confidence: "NaN", epochs: "x", explained_by: "vanishing_gradients" },
       "junk",
     ],
-    stall_windows: [{ start: 3, end: 19, kind: "plateau" }, { start: 1 }],
+    stall_windows: [{ start: 3, end: 19, kind: "plateau", confidence: 0.8 }, { start: 1 }],
     baselines: { constant_loss: 1.0986, majority_rate: 0.34, loss_kind: "crossentropy" },
     notes: ["Logged by keras.callbacks.TensorBoard only"],
   });
@@ -70,7 +70,9 @@ test("report: findings, windows, baselines, notes", () => {
   assert.equal(rep.findings[1]?.explainedBy, "vanishing_gradients");
   assert.equal(rep.findings[1]?.confidence, null);
   assert.deepEqual(rep.findings[1]?.epochs, []);
-  assert.deepEqual(rep.stallWindows, [{ start: 3, end: 19, kind: "plateau" }]);
+  assert.deepEqual(rep.stallWindows, [{ start: 3, end: 19, kind: "plateau", confidence: 0.8 }]);
+  assert.equal(rep.error, null);
+  assert.equal(normalizeReport({ error: "unreadable" }).error, "unreadable");
   assert.deepEqual(rep.baselines, { constantLoss: 1.0986, majorityRate: 0.34, lossKind: "crossentropy" });
   assert.equal(rep.notes.length, 1);
   assert.deepEqual(normalizeReport(null).findings, []);

@@ -49,9 +49,10 @@ test("a callback run gets every section; empty heatmaps and zero NaN-shares are 
   assert.deepEqual(secs[0]?.charts[1]?.baselines, [{ label: "majority class", value: 0.34 }]);
   const grads = secs[1];
   assert.deepEqual(grads?.charts.map((c) => c.id), ["global:grad_norm", "global:update_ratio"]);
-  assert.deepEqual(grads?.heatmaps.map((h) => h.id), ["layers:grad_norm", "layers:update_ratio", "layers:dead_fraction"]);
+  assert.deepEqual(grads?.heatmaps.map((h) => h.id), ["layers:grad_norm", "layers:update_ratio", "layers:weight_norm", "layers:dead_fraction"]);
   assert.equal(grads?.heatmaps[0]?.kind, "log");
-  assert.equal(grads?.heatmaps[2]?.kind, "linear");
+  assert.equal(grads?.heatmaps[2]?.kind, "log");
+  assert.equal(grads?.heatmaps[3]?.kind, "linear");
   assert.deepEqual(secs[2]?.charts.map((c) => c.id), ["pred:entropy", "pred:diversity"]);
 });
 

@@ -3,6 +3,7 @@ import { test } from "node:test";
 import {
   DEFAULT_STATE,
   findingKey,
+  findingKeys,
   reconcile,
   sanitizeState,
   selectPrimary,
@@ -48,7 +49,7 @@ test("selection helpers", () => {
 });
 
 test("finding selection toggles and is cleared when focus moves", () => {
-  const k = findingKey("vanishing_gradients", 0);
+  const k = findingKey("a", "vanishing_gradients");
   let s = toggleFinding({ ...base, primary: "a" }, "a", k);
   assert.deepEqual(s.finding, { run: "a", key: k });
   assert.equal(toggleFinding(s, "a", k).finding, null);
@@ -67,4 +68,14 @@ test("stored state is sanitized field by field", () => {
   });
   assert.deepEqual(s, { primary: null, compare: ["a"], finding: null, logScale: { x: true }, smoothing: 0.99, filter: "mlp" });
   assert.deepEqual(sanitizeState("garbage"), DEFAULT_STATE);
+});
+
+test("finding keys follow run and code, not the position in the list", () => {
+  const a = findingKeys("r", [{ code: "x" }, { code: "y" }, { code: "x" }]);
+  const b = findingKeys("r", [{ code: "y" }, { code: "x" }, { code: "x" }]);
+  assert.equal(a[0], b[1]);
+  assert.equal(a[1], b[0]);
+  assert.equal(a[2], b[2]);
+  assert.notEqual(findingKey("r", "x"), findingKey("s", "x"));
+  assert.equal(new Set(a).size, 3);
 });

@@ -23,7 +23,6 @@ uniform guess over K classes) and otherwise reports no baseline.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,17 +30,19 @@ from typing import Any
 import numpy as np
 
 from tb_stagnation.analysis import series
+from tb_stagnation.analysis.run_data import RunData
+
+# The loss taxonomy's answers, importable from here as before (detectors use them).
+from tb_stagnation.losses import (  # noqa: F401
+    error_scale_of_loss,
+    loss_family,
+    normalize_name,
+)
 from tb_stagnation.names import shorten
-from tb_stagnation.reader.run_data import RunData
 from tb_stagnation.summary import tags
 
 LOSS_KIND_CROSSENTROPY = "crossentropy"
 LOSS_KIND_MSE = "mse"
-
-# Normalised Keras loss names (lower case, letters only) -> family.
-_CATEGORICAL = {"categoricalcrossentropy", "sparsecategoricalcrossentropy"}
-_BINARY = {"binarycrossentropy"}
-_MSE = {"mse", "meansquarederror"}
 
 # Keras's default learning rates (keras/src/optimizers/*.py, Keras 3.15): every
 # optimizer defaults to 1e-3 except SGD (1e-2).
@@ -56,10 +57,6 @@ _WORKING_LR = {"adadelta": 1.0, "adagrad": 0.01}
 # 0.0010000000475. Ratios of a rate to a reference get this much slack, so a
 # rate set to exactly 10x or 1/10 of it counts as such.
 RATE_SLACK = 1.01
-# Regression losses whose value is the error in the targets' own units, or its
-# square: how far predictions miss can be read off them.
-_ABSOLUTE_ERROR_LOSSES = {"meanabsoluteerror", "mae", "huber", "logcosh"}
-_SQUARED_ERROR_LOSSES = {"meansquarederror", "mse"}
 
 # K for which a flat loss at ln K is recognised as "a uniform guess over K
 # classes" in runs without label statistics. Beyond 10 the ln K values crowd
@@ -75,27 +72,9 @@ LN_K_TOLERANCE = 0.005
 SUM_RTOL = 1e-3
 
 
-def normalize_name(name: Any) -> str:
-    """Keras loss/optimizer names in one spelling: "Sparse_Categorical..." -> letters only."""
-    if not isinstance(name, str):
-        return ""
-    return re.sub(r"[^a-z]", "", name.lower())
-
-
 def default_learning_rate(optimizer_class: Any) -> float:
     """Keras's default learning rate of an optimizer class name (1e-3 when unknown)."""
     return _DEFAULT_LR.get(normalize_name(optimizer_class), DEFAULT_LR_FALLBACK)
-
-
-def error_scale_of_loss(loss_name: Any, value: float) -> float | None:
-    """The typical prediction error a regression loss value implies (MAE: the
-    value; MSE: its square root), or None for other losses."""
-    name = normalize_name(loss_name)
-    if name in _ABSOLUTE_ERROR_LOSSES:
-        return value
-    if name in _SQUARED_ERROR_LOSSES:
-        return math.sqrt(value)
-    return None
 
 
 def working_learning_rate(optimizer_class: Any) -> float:
@@ -117,18 +96,6 @@ def learning_rate_reference_text(optimizer_class: Any) -> str:
             f"{fmt_num(default_learning_rate(optimizer_class))} is far below it"
         )
     return f"{fmt_num(rate)}, Keras's default for {name}"
-
-
-def loss_family(loss_name: Any) -> str | None:
-    """ "categorical", "binary", "mse" or None for a Keras loss name."""
-    name = normalize_name(loss_name)
-    if name in _CATEGORICAL:
-        return "categorical"
-    if name in _BINARY:
-        return "binary"
-    if name in _MSE:
-        return "mse"
-    return None
 
 
 @dataclass

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from tb_stagnation import losses
 from tb_stagnation.analysis import baselines, stall
-from tb_stagnation.reader.run_data import SOURCE_CALLBACK, RunData
+from tb_stagnation.analysis.run_data import SOURCE_CALLBACK, RunData
 from tb_stagnation.summary import tags
 
 # Keras `logs` keys of the training accuracy, most specific first. Keras 3 logs
@@ -291,15 +292,26 @@ class Context:
             )
 
     # --- helpers for detectors --------------------------------------------
-    def collapsed_predictions(self) -> np.ndarray | None:
-        """Epochs where >= 99% of the probe got one class, unless the labels are that skewed."""
+    def collapsed_predictions(
+        self, max_majority: float = stall.COLLAPSED_TOP_SHARE, *, majority_from_shares: bool = True
+    ) -> np.ndarray | None:
+        """Epochs where >= 99% of the probe got one class (stall.COLLAPSED_TOP_SHARE),
+        or None when the labels' majority class reaches `max_majority`.
+
+        The one definition of collapsed predictions, with two gates: the stall
+        flags set them aside unless the labels themselves are that skewed
+        (the default); the prediction_collapse finding asks for a model far
+        more concentrated than its labels (predictions.COLLAPSE_MAX_MAJORITY).
+        `majority_from_shares`: when the baselines give no majority rate (a
+        summed multi-output loss, a weighted fit), take it from the label shares.
+        """
         top = self.s(tags.PRED_TOP_CLASS_SHARE)
         majority = self.baselines.majority_rate
         shares = self.baselines.class_shares
-        if majority is None and shares is not None and shares.size:
+        if majority is None and majority_from_shares and shares is not None and shares.size:
             # Set aside for a summed multi-output loss, still true of the labels.
             majority = float(shares.max())
-        if top is None or (majority is not None and majority >= stall.COLLAPSED_TOP_SHARE):
+        if top is None or (majority is not None and majority >= max_majority):
             return None
         if not self.baselines.labels_are_classes or self.multi_label:
             return None
@@ -456,7 +468,7 @@ class Context:
             return True
         if task == "regression":
             return False
-        family = baselines.loss_family(self.card.get("loss"))
+        family = losses.loss_family(self.card.get("loss"))
         if family in ("categorical", "binary"):
             return True
         if family == "mse":
@@ -469,7 +481,7 @@ class Context:
         pools every entry of every column, so it holds no per-class statistic
         (one-hot rows are "90% zeros" in a balanced 10-class problem)."""
         width = baselines.output_width(self.card)
-        binary = self.task == "binary" or baselines.loss_family(self.card.get("loss")) == "binary"
+        binary = self.task == "binary" or losses.loss_family(self.card.get("loss")) == "binary"
         return binary and width is not None and width > 1
 
     @property

@@ -16,14 +16,13 @@ Pure numpy; no TensorFlow.
 
 from __future__ import annotations
 
-import textwrap
 from typing import Any
 
 import numpy as np
 
-from tb_stagnation.analysis.findings import SEVERITY_ERROR, Finding
+from tb_stagnation.analysis.findings import Finding
+from tb_stagnation.analysis.run_data import SOURCE_CALLBACK, RunData
 from tb_stagnation.analysis.series import finite_or_none
-from tb_stagnation.reader.run_data import SOURCE_CALLBACK, RunData
 
 # What the pre-flight reports: problems that no amount of training fixes.
 PREFLIGHT_CODES = (
@@ -41,8 +40,6 @@ PREFLIGHT_CODES = (
 # class ratio, 32 labels are all the majority class with probability 0.72,
 # 512 labels with probability 0.006. The check waits a few batches for them.
 LABELS_TO_CONFIRM = 512
-
-_WIDTH = 100
 
 
 def run_data(
@@ -82,45 +79,6 @@ def needs_more_labels(class_counts: Any, label_variance: Any, labels_seen: float
     return variance is not None and variance <= 0.0
 
 
-def format_block(findings: list[dict], facts: dict, where: str | None = None) -> str:
-    """The printed pre-flight warning: what, evidence, fix; one entry per finding."""
-    errors = sum(1 for f in findings if f.get("severity") == SEVERITY_ERROR)
-    count = len(findings)
-    if errors:
-        verb = "stop" if count != 1 else "stops"
-        head = f"{count} problem{'s' if count != 1 else ''} that {verb} this model from learning"
-    else:
-        head = f"{count} warning{'s' if count != 1 else ''} about this training setup"
-    samples = facts.get("samples")
-    seen = (
-        f"the model, its loss and the first {int(samples)} training samples"
-        if isinstance(samples, (int, float)) and samples
-        else "the model, its loss and the labels' shape"
-    )
-    lines = [f"tb_stagnation pre-flight: {head} (checked {seen}):"]
-    for finding in findings:
-        notes = [] if finding.get("severity") == SEVERITY_ERROR else ["warning"]
-        if finding.get("explained_by"):
-            notes.append(f"likely a consequence of {finding['explained_by']}")
-        tag = f" ({', '.join(notes)})" if notes else ""
-        lines.extend(
-            textwrap.wrap(
-                f"{finding['code']}{tag}: {finding['evidence']}",
-                _WIDTH,
-                initial_indent="  ",
-                subsequent_indent="    ",
-            )
-        )
-        lines.extend(
-            textwrap.wrap(
-                f"Fix: {finding['fix']}", _WIDTH, initial_indent="    ", subsequent_indent="    "
-            )
-        )
-    if where:
-        lines.append(f"  (logged for the Stagnation tab and `tb-stagnation report` in {where})")
-    return "\n".join(lines)
-
-
 def stored_findings(ctx: Any, findings: list[Finding]) -> list[Finding]:
     """The pre-flight's printed findings a run without epochs would otherwise lose.
 
@@ -138,11 +96,15 @@ def stored_findings(ctx: Any, findings: list[Finding]) -> list[Finding]:
         if not isinstance(entry, dict):
             continue
         code, evidence, fix = entry.get("code"), entry.get("evidence"), entry.get("fix")
-        if not all(isinstance(v, str) for v in (code, evidence, fix)) or code in present:
+        if not (isinstance(code, str) and isinstance(evidence, str) and isinstance(fix, str)):
+            continue
+        if code in present:
             continue
         severity = entry.get("severity")
         confidence = finite_or_none(entry.get("confidence"))
-        layers = entry.get("layers") if isinstance(entry.get("layers"), list) else []
+        layers = entry.get("layers")
+        if not isinstance(layers, list):
+            layers = []
         present.add(code)
         extra.append(
             Finding(

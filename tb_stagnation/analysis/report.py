@@ -22,8 +22,10 @@ from tb_stagnation.analysis.findings import (
     SEVERITY_WARNING,
     Finding,
 )
-from tb_stagnation.analysis.series import fmt_epochs, fmt_num
-from tb_stagnation.reader.run_data import SOURCE_CALLBACK, SOURCE_KERAS, SOURCE_SCALARS, RunData
+from tb_stagnation.analysis.presentation import summary_line
+from tb_stagnation.analysis.run_data import SOURCE_CALLBACK, SOURCE_KERAS, SOURCE_SCALARS, RunData
+from tb_stagnation.analysis.series import fmt_num
+from tb_stagnation.analysis.status import is_healthy
 from tb_stagnation.summary import tags
 
 KERAS_ONLY_NOTE = (
@@ -273,7 +275,6 @@ def _analyze(run: RunData) -> dict:
         notes.append(LABELS_UNSEEN_NOTE)
 
     stalled_epochs = ctx.epochs_of(ctx.stalled)
-    has_error = any(f.severity == SEVERITY_ERROR for f in findings)
     windows = [
         {
             "start": int(ctx.epochs[w.start]),
@@ -287,7 +288,7 @@ def _analyze(run: RunData) -> dict:
         "run": ctx.name,
         "source": run.source if run.source in _SOURCES else SOURCE_KERAS,
         "epochs": ctx.n,
-        "healthy": not stalled_epochs and not has_error,
+        "healthy": is_healthy(stalled_epochs, findings),
         "stalled_epochs": stalled_epochs,
         "findings": [f.to_json() for f in findings],
         "stall_windows": windows,
@@ -304,21 +305,6 @@ def _dedupe(notes: list[str]) -> list[str]:
             seen.add(note)
             out.append(note)
     return out
-
-
-def summary_line(report: dict) -> str:
-    """One sentence about a report (used by the CLI and notebooks)."""
-    if not report.get("epochs"):
-        return "no epochs yet"
-    stalled = report.get("stalled_epochs") or []
-    findings = report.get("findings") or []
-    if stalled:
-        top = findings[0]["code"] if findings else "no cause identified"
-        return f"stalled in epochs {fmt_epochs(stalled)}; most likely {top}"
-    errors = [f for f in findings if f.get("severity") == SEVERITY_ERROR]
-    if errors:
-        return f"no stall, but {errors[0]['code']}"
-    return "healthy"
 
 
 __all__ = ["analyze_run", "rank", "summary_line"]

@@ -11,14 +11,8 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-
-def finite_or_none(value) -> float | None:
-    """`value` as a float if it is a finite number (or converts to one), else None."""
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
+# The JSON policy's rule for one number, importable from here as before.
+from tb_stagnation.jsonable import finite_or_none  # noqa: F401
 
 
 def finite_json_number(value) -> float | None:
@@ -93,13 +87,8 @@ def segments(mask: np.ndarray) -> list[tuple[int, int]]:
 
 def json_number(value, digits: int = 6) -> float | None:
     """A JSON-safe number: None for NaN/Inf/None, else rounded to `digits` significant."""
-    if value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(number):
+    number = finite_or_none(value)
+    if number is None:
         return None
     if number == 0:
         return 0.0
@@ -124,10 +113,10 @@ def fmt_num(value, digits: int = 3) -> str:
         if "." in text:
             text = text.rstrip("0").rstrip(".")
         return text
-    mantissa, exponent = f"{number:.{max(digits - 1, 0)}e}".split("e")
+    mantissa, power = f"{number:.{max(digits - 1, 0)}e}".split("e")
     if "." in mantissa:
         mantissa = mantissa.rstrip("0").rstrip(".")
-    return f"{mantissa}e{int(exponent)}"
+    return f"{mantissa}e{int(power)}"
 
 
 def fmt_pct(fraction) -> str:

@@ -217,6 +217,7 @@ def zones(loss: np.ndarray, acc: np.ndarray | None, base: Baselines) -> tuple[np
             # huge logits), not one at the baseline: it is not "bad".
             bad &= ~clearly_learned
             if majority is not None:
+                assert acc is not None  # usable_accuracy_baseline needs an accuracy
                 bad |= acc <= majority + _margin(majority)
                 good &= clearly_learned
             basis = "baseline"

@@ -8,26 +8,9 @@ from __future__ import annotations
 
 from types import ModuleType
 
-_INSTALL_HINT = (
-    "StagnationCallback needs TensorFlow and Keras 3 with the TensorFlow backend. "
-    "Install TensorFlow (`pip install tensorflow`), or `pip install tb-stagnation[cpu]` "
-    "for the CPU build."
-)
-
-
-def import_tensorflow_and_keras() -> tuple[ModuleType, ModuleType]:
-    """Return `(tensorflow, keras)`; raise ImportError with an install hint."""
-    try:
-        import tensorflow as tf
-    except ImportError as error:
-        raise ImportError(f"{_INSTALL_HINT} ({error})") from error
-    try:
-        import keras
-    except ImportError as error:
-        raise ImportError(f"{_INSTALL_HINT} ({error})") from error
-    if not str(getattr(keras, "__version__", "0")).startswith("3"):
-        raise ImportError(f"{_INSTALL_HINT} Found Keras {getattr(keras, '__version__', '?')}.")
-    return tf, keras
+# One home for the import and its install hint, shared with overfit_check and
+# lr_range_test (which are not part of the callback).
+from tb_stagnation.keras_import import import_tensorflow_and_keras  # noqa: F401
 
 
 def require_tensorflow_backend(keras: ModuleType) -> None:

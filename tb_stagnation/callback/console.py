@@ -1,6 +1,7 @@
 """Printing from inside `fit`, the way Keras's own callbacks print."""
 
 import sys
+import types
 import warnings
 
 
@@ -14,10 +15,9 @@ def print_message(message: str) -> None:
     stdout = sys.stdout
     if stdout is None or getattr(stdout, "closed", False):
         return
-    try:
-        from keras.src.utils.io_utils import print_msg
-    except ImportError:  # pragma: no cover - Keras moved it
-        print_msg = print
+    from tb_stagnation.compat.keras import keras_print
+
+    print_msg = keras_print()
     try:
         print_msg(message)
     except (OSError, ValueError, AttributeError):  # closed or broken under us
@@ -39,8 +39,8 @@ def warn_at_user_code(message: str, category: type[Warning]) -> None:
     Never raises: a warning of ours must not become the user's exception.
     """
     try:
-        frame = sys._getframe(1)
-        outermost = frame
+        outermost: types.FrameType = sys._getframe(1)
+        frame: types.FrameType | None = outermost
         while frame is not None:
             module = str(frame.f_globals.get("__name__") or "")
             if module.split(".")[0] not in _LIBRARY_PACKAGES:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from tb_stagnation.compat import keras as compat_keras
+
 
 def writes_summaries(strategy: Any) -> bool:
     """True on the one process that should write: the chief, or the only process.
@@ -33,11 +35,7 @@ def writes_summaries(strategy: Any) -> bool:
 
 def worker_count(strategy: Any) -> int:
     """How many processes train together (1 unless multi-worker)."""
-    extended = getattr(strategy, "extended", None)
-    in_multi_worker_mode = getattr(extended, "_in_multi_worker_mode", None)
-    if not callable(in_multi_worker_mode) or not in_multi_worker_mode():
-        return 1
-    return int(getattr(extended, "_num_workers", 1) or 1)
+    return compat_keras.multi_worker_count(strategy)
 
 
 def replicas_in_sync(strategy: Any) -> int:

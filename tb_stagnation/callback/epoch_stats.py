@@ -80,15 +80,15 @@ def weight_stats(
         if np.iscomplexobj(after) or np.iscomplexobj(before):
             # Complex weights: the norm counts both parts (|z|^2), never a
             # silently dropped imaginary part.
-            after = after.astype(np.complex64).ravel()
-            delta = after - before.astype(np.complex64).ravel()
-            w = float(np.vdot(after, after).real)
-            u = float(np.vdot(delta, delta).real)
+            z_after = after.astype(np.complex64).ravel()
+            z_delta = z_after - before.astype(np.complex64).ravel()
+            w = float(np.vdot(z_after, z_after).real)
+            u = float(np.vdot(z_delta, z_delta).real)
         else:
-            after = after.astype(np.float32, copy=False).ravel()
-            delta = after - before.astype(np.float32, copy=False).ravel()
-            w = float(np.dot(after, after))
-            u = float(np.dot(delta, delta))
+            r_after = after.astype(np.float32, copy=False).ravel()
+            r_delta = r_after - before.astype(np.float32, copy=False).ravel()
+            w = float(np.dot(r_after, r_after))
+            u = float(np.dot(r_delta, r_delta))
         targets = [layer] + ([num_layers] if is_global else [])
         for target in targets:
             weight_sq[target] += w

@@ -40,6 +40,7 @@ from tb_stagnation.callback.model_info import (
     TASK_REGRESSION,
     select_target,
 )
+from tb_stagnation.compat import keras as compat_keras
 
 # Regression targets wider than this are pooled into one "dimension" for the
 # best-constant baseline (a slight overestimate of it), to bound the accumulator.
@@ -493,9 +494,9 @@ class GraphRecorder:
             probe_count = self._fill_probe(leaves, batch, probe_count)
         batch_values = state[layout.batch]
         if plan.batch_logging and loss is not None:
-            from keras.src.losses.loss import unscale_loss_for_distribution
-
-            last_loss = tf.cast(unscale_loss_for_distribution(tf.reduce_sum(loss)), f64)
+            last_loss = tf.cast(
+                compat_keras.unscale_loss_for_distribution(tf.reduce_sum(loss)), f64
+            )
             batch_values = tf.concat([tf.reshape(last_loss, [1]), batch_values[1:]], 0)
         self._write_state(
             state,
@@ -664,8 +665,7 @@ def scatter_update(tf: Any, variable: Any, indices: Any, updates: Any) -> Any:
     """`scatter_nd_update` that also works on a replica's ON_READ variable."""
     # A SyncOnReadVariable has no scatter ops; in replica context its local
     # copy is a plain variable that does.
-    local = getattr(variable, "_get_on_device_or_primary", None)
-    target = local() if callable(local) else variable
+    target = compat_keras.replica_local_variable(variable)
     try:
         return target.scatter_nd_update(indices, updates)
     except NotImplementedError:

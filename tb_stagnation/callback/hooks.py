@@ -20,6 +20,12 @@ models are untouched):
   train function if the instrumented one fails, and cleans up when training
   is interrupted (Keras does not call `on_train_end` then).
 
+Each private name is reached through compat/keras.py, which says the
+versions it was checked against; Keras 3.0, which has no `_compute_loss` and
+calls `compute_loss` from `train_step`, is recorded through the latter. At
+install `probe_keras` names, in one warning, any private attribute whose
+absence costs this run something.
+
 Our wrappers are set with `object.__setattr__`, so Keras's and TensorFlow's
 attribute tracking never see them (nothing of ours is saved with the model).
 
@@ -41,7 +47,9 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from tb_stagnation.callback.distribution import replicas_in_sync
+from tb_stagnation.callback import distribution
+from tb_stagnation.callback.console import warn_at_user_code
+from tb_stagnation.compat import keras as compat_keras
 
 # The hooks installed on each model, so a fit that died without cleanup is
 # cleaned up by the next one.
@@ -110,6 +118,8 @@ class TrainingHooks:
         self._keras_function: Any = None
         # True when the gradients are read after the all-reduce (see install).
         self.gradients_all_reduced = False
+        # What `probe_keras` found missing at install (compat/keras.py).
+        self.missing_privates: list = []
 
     # -------------------------------------------------------------- install
 
@@ -120,9 +130,12 @@ class TrainingHooks:
             # Left by a `fit` that ended without cleaning up, or a second
             # StagnationCallback in this one: the newest records.
             previous.uninstall()
+        self._warn_missing_privates()
         function = getattr(model, "train_function", None)
         self._keras_function = None if is_instrumented(function) else function
-        self._patch(model, "_compute_loss", self._wrap_compute_loss(model._compute_loss))
+        private = compat_keras.model_compute_loss(model)
+        if private is not None:  # Keras 3.0 has none: its train_step calls compute_loss
+            self._patch(model, compat_keras.COMPUTE_LOSS, self._wrap_compute_loss(private))
         public = getattr(model, "compute_loss", None)
         if callable(public):
             self._patch(model, "compute_loss", self._wrap_public_compute_loss(public))
@@ -137,6 +150,20 @@ class TrainingHooks:
         model.make_train_function(force=True)
         self._wrapper = self._wrap_train_function(model.train_function)
         model.train_function = self._wrapper
+
+    def _warn_missing_privates(self) -> None:
+        """One warning naming each private Keras attribute this run lacks
+        (compat/keras.py); each accessor already turns off just its part."""
+        strategy = self._model.distribute_strategy
+        missing = compat_keras.probe_keras(self._model, distribution.replicas_in_sync(strategy))
+        self.missing_privates = missing
+        if missing and distribution.writes_summaries(strategy):
+            import keras  # already imported: the model is a Keras model
+
+            warn_at_user_code(
+                compat_keras.missing_warning(missing, str(getattr(keras, "__version__", "3"))),
+                RuntimeWarning,
+            )
 
     def expect_call(self) -> None:
         """The next train function call in this thread is our `fit`'s step."""
@@ -154,14 +181,14 @@ class TrainingHooks:
         A LossScaleOptimizer hands unscaled gradients to its inner optimizer,
         which does the all-reduce: that is the one to wrap.
         """
-        if replicas_in_sync(self._model.distribute_strategy) <= 1:
+        if distribution.replicas_in_sync(self._model.distribute_strategy) <= 1:
             return
-        original = vars(optimizer).get("_all_reduce_sum_gradients") or getattr(
-            optimizer, "_all_reduce_sum_gradients", None
+        original = compat_keras.all_reduce_sum_gradients(optimizer)
+        if original is None:
+            return  # Keras 3.0: `apply` keeps recording, per replica
+        self._patch(
+            optimizer, compat_keras.ALL_REDUCE_SUM_GRADIENTS, self._wrap_all_reduce(original)
         )
-        if not callable(original):
-            return  # another Keras: `apply` keeps recording, per replica
-        self._patch(optimizer, "_all_reduce_sum_gradients", self._wrap_all_reduce(original))
         self.gradients_all_reduced = True
 
     def uninstall(self) -> None:
@@ -265,7 +292,7 @@ class TrainingHooks:
             if hooks._recording() and not hooks.gradients_all_reduced:
                 variables = trainable_variables
                 if variables is None:
-                    variables = list(getattr(optimizer, "_trainable_variables", []))
+                    variables = compat_keras.optimizer_trainable_variables(optimizer)
                 hooks._safely(hooks.recorder.record_gradients, grads, variables)
             return original(grads, trainable_variables, *args, **kwargs)
 
@@ -291,7 +318,7 @@ class TrainingHooks:
         hooks = self
         tf = self._tf
         passthrough = (StopIteration, tf.errors.OutOfRangeError)
-        state = {"function": instrumented, "calls": 0}
+        state: dict[str, Any] = {"function": instrumented, "calls": 0}
 
         def train_function(iterator: Any) -> Any:
             if not hooks._owns_this_call():
@@ -367,8 +394,10 @@ class TrainingHooks:
         model = self._model
         try:
             # Built without assigning it, so our fit keeps its wrapper.
-            function = model._make_function(model.train_step)
-        except Exception:  # another Keras: build it the public way
+            function = compat_keras.make_step_function(model)
+        except Exception:  # noqa: BLE001 - build it the public way below
+            function = None
+        if function is None:  # Keras 3.0 has no `_make_function`
             model.make_train_function(force=True)
             function = model.train_function
             if self._wrapper is not None and _INSTALLED.get(model) is self:

@@ -17,13 +17,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tb_stagnation.analysis.series import finite_or_none
-from tb_stagnation.summary import metadata
+from tb_stagnation.compat import keras as compat_keras
 
-TASK_CLASSIFICATION = "classification"
-TASK_BINARY = "binary"
-TASK_REGRESSION = "regression"
-TASK_UNKNOWN = "unknown"
-CLASS_TASKS = (TASK_CLASSIFICATION, TASK_BINARY)
+# The loss taxonomy lives in tb_stagnation.losses; these names stay importable
+# from here for the callback's modules.
+from tb_stagnation.losses import (  # noqa: F401
+    CLASS_TASKS,
+    TASK_BINARY,
+    TASK_CLASSIFICATION,
+    TASK_REGRESSION,
+    TASK_UNKNOWN,
+    infer_task,
+    loss_name_and_logits,
+)
+from tb_stagnation.summary import metadata
 
 # Activation layers, whose type names the activation they apply.
 _ACTIVATION_LAYER_TYPES = {
@@ -34,27 +41,6 @@ _ACTIVATION_LAYER_TYPES = {
     "PReLU": "prelu",
 }
 _ACTIVATION_ALIASES = {"swish": "silu", "hard_swish": "hard_silu"}
-
-_LOSS_ALIASES = {
-    "mse": "mean_squared_error",
-    "mae": "mean_absolute_error",
-    "mape": "mean_absolute_percentage_error",
-    "msle": "mean_squared_logarithmic_error",
-    "kld": "kl_divergence",
-    "kullback_leibler_divergence": "kl_divergence",
-    "logcosh": "log_cosh",
-}
-_REGRESSION_LOSSES = frozenset(
-    {
-        "mean_squared_error",
-        "mean_absolute_error",
-        "mean_absolute_percentage_error",
-        "mean_squared_logarithmic_error",
-        "huber",
-        "log_cosh",
-        "poisson",
-    }
-)
 
 
 @dataclass
@@ -117,8 +103,7 @@ def _output_layer_of(model: Any) -> Any:
     """The layer producing a nested Sequential/functional model's single output."""
     outputs = getattr(model, "outputs", None)
     if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
-        history = getattr(outputs[0], "_keras_history", None)
-        operation = getattr(history, "operation", None)
+        operation = compat_keras.producing_operation(outputs[0])
         if operation is not None and operation is not model:
             return operation
     return None
@@ -126,9 +111,7 @@ def _output_layer_of(model: Any) -> Any:
 
 def _own_weights(layer: Any) -> list:
     weights, seen = [], set()
-    for variable in list(getattr(layer, "_trainable_variables", [])) + list(
-        getattr(layer, "_non_trainable_variables", [])
-    ):
+    for variable in compat_keras.own_variables(layer):
         if id(variable) not in seen:
             seen.add(id(variable))
             weights.append(variable)
@@ -163,7 +146,7 @@ def dropout_rates(model: Any) -> list[dict]:
                         "rate": float(value),
                     }
                 )
-        for sublayer in getattr(layer, "_layers", []) or []:
+        for sublayer in compat_keras.sublayers(layer):
             visit(sublayer)
 
     visit(model)
@@ -183,7 +166,7 @@ def weight_layers(model: Any) -> list[LayerInfo]:
         seen.add(id(layer))
         if _own_weights(layer):
             owners.append(layer)
-        for sublayer in getattr(layer, "_layers", []) or []:
+        for sublayer in compat_keras.sublayers(layer):
             visit(sublayer)
 
     visit(model)
@@ -203,64 +186,15 @@ def weight_layers(model: Any) -> list[LayerInfo]:
                 trainable=bool(getattr(layer, "trainable", True)),
                 params=sum(_size(v) for v in own),
                 trainable_params=sum(_size(v) for v in own if getattr(v, "trainable", False)),
-                variables=list(getattr(layer, "_trainable_variables", [])),
+                variables=compat_keras.own_variables(layer, trainable_only=True),
                 layer=layer,
             )
         )
     return infos
 
 
-def loss_name_and_logits(loss: Any) -> tuple[str | None, bool]:
-    """Canonical Keras name of a loss ("mse" -> "mean_squared_error") and from_logits."""
-    if loss is None:
-        return None, False
-    if isinstance(loss, str):
-        name = loss
-    else:
-        function = getattr(loss, "fn", None)
-        name = (
-            getattr(function, "__name__", None)
-            or getattr(loss, "name", None)
-            or getattr(loss, "__name__", None)
-            or type(loss).__name__
-        )
-    kwargs = getattr(loss, "fn_kwargs", None) or {}
-    from_logits = bool(kwargs.get("from_logits", getattr(loss, "from_logits", False)))
-    name = str(name)
-    return _LOSS_ALIASES.get(name.lower(), name), from_logits
-
-
-def infer_task(
-    activation: str | None, loss: str | None, width: int | None
-) -> tuple[str, int | None, bool | None]:
-    """(task, num_classes, sparse_labels) of one output.
-
-    The loss decides first (it says what the labels are), then the output
-    activation: a softmax is a classifier even under a regression loss, which
-    the diagnosis reports as a mismatch from the card.
-    """
-    loss_l = (loss or "").lower()
-    if "categorical" in loss_l:
-        return TASK_CLASSIFICATION, width, ("sparse" in loss_l)
-    if "binary" in loss_l or loss_l in ("hinge", "squared_hinge"):
-        return TASK_BINARY, 2, None
-    if activation == "softmax" and width is not None and width >= 2:
-        return TASK_CLASSIFICATION, width, None
-    # A regression loss on a sigmoid output (an autoencoder of pixels in [0, 1],
-    # a bounded target) compares values, not classes: counting its targets as
-    # classes gave a "majority-class rate" to continuous pixels.
-    if loss_l in _REGRESSION_LOSSES:
-        return TASK_REGRESSION, None, None
-    if activation == "sigmoid":
-        return TASK_BINARY, 2, None
-    return TASK_UNKNOWN, None, None
-
-
 def _output_structure(model: Any, x_spec: Any, keras: Any) -> Any:
-    struct = getattr(model, "_outputs_struct", None)
-    if struct is None:
-        functional = getattr(model, "_functional", None)  # a built Sequential
-        struct = getattr(functional, "_outputs_struct", None)
+    struct = compat_keras.graph_outputs(model)
     if struct is None and x_spec is not None:
         symbolic = keras.tree.map_structure(
             lambda spec: keras.KerasTensor(spec.shape, dtype=spec.dtype.name), x_spec
@@ -275,14 +209,13 @@ def _losses_by_output(model: Any, keras: Any, struct: Any, names: list[str]) -> 
     """The loss object of every flat output (None where there is none)."""
     count = len(names)
     losses: list = [None] * count
-    compile_loss = getattr(model, "_compile_loss", None)
-    flat_losses = getattr(compile_loss, "_flat_losses", None)
+    flat_losses = compat_keras.compiled_losses(model)
     if flat_losses:
         indices = keras.tree.pack_sequence_as(struct, list(range(count)))
-        for entry in flat_losses:
-            index = _resolve_index(indices, tuple(entry.path), names)
+        for path, loss in flat_losses:
+            index = _resolve_index(indices, path, names)
             if index is not None and losses[index] is None:
-                losses[index] = entry.loss
+                losses[index] = loss
         return losses
     user_loss = getattr(model, "loss", None)
     if isinstance(user_loss, dict):
@@ -313,12 +246,11 @@ def describe_outputs(model: Any, keras: Any, x_spec: Any = None) -> list[OutputI
     struct = _output_structure(model, x_spec, keras)
     if struct is None:
         return []
-    paths_and_tensors = keras.tree.flatten_with_path(struct)
+    paths_and_tensors = compat_keras.flatten_with_path(keras, struct)
     output_names = list(getattr(model, "output_names", None) or [])
     names, activations, shapes = [], [], []
     for index, (path, tensor) in enumerate(paths_and_tensors):
-        history = getattr(tensor, "_keras_history", None)
-        layer = getattr(history, "operation", None)
+        layer = compat_keras.producing_operation(tensor)
         if path and isinstance(path[-1], str):
             name = path[-1]
         elif layer is not None:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from tb_stagnation.analysis import preflight as checks
+from tb_stagnation.analysis import presentation
 from tb_stagnation.analysis.detectors import label_encoding
 from tb_stagnation.analysis.preflight_check import check
 from tb_stagnation.analysis.series import finite_or_none
@@ -256,7 +257,7 @@ class Preflight:
             self._writer.flush()
         if new:
             where = self.log_dir if self._writer is not None else None
-            block = checks.format_block(new, self.facts, where)
+            block = presentation.preflight_block(new, self.facts, where)
             warn_at_user_code(block, PreflightWarning)
 
 

@@ -27,6 +27,7 @@ from tb_stagnation.callback.epoch_stats import (
     unit_fractions,
 )
 from tb_stagnation.callback.model_info import LayerInfo, layer_activation
+from tb_stagnation.compat import keras as compat_keras
 
 _ACTIVATION_ONLY_LAYERS = frozenset({"Activation", "ReLU", "Softmax", "LeakyReLU", "ELU", "PReLU"})
 _SIGMOID_LOW = 1.0 / (1.0 + math.exp(SATURATION_PREACTIVATION))
@@ -59,23 +60,8 @@ def saturated_entries(tf: Any, outputs: Any, activation: str) -> Any:
     raise ValueError(f"not a saturating activation: {activation!r}")
 
 
-def _graph_inputs(model: Any) -> Any:
-    struct = getattr(model, "_inputs_struct", None)
-    if struct is None:
-        struct = getattr(getattr(model, "_functional", None), "_inputs_struct", None)
-    return struct
-
-
-def _graph_outputs(model: Any) -> Any:
-    struct = getattr(model, "_outputs_struct", None)
-    if struct is None:
-        struct = getattr(getattr(model, "_functional", None), "_outputs_struct", None)
-    return struct
-
-
 def _single_consumer(layer: Any) -> Any:
-    nodes = getattr(layer, "_outbound_nodes", None) or []
-    operations = {id(node.operation): node.operation for node in nodes}
+    operations = {id(op): op for op in compat_keras.consumer_operations(layer)}
     if len(operations) == 1:
         return next(iter(operations.values()))
     return None
@@ -120,12 +106,11 @@ class ProbeRunner:
         self._function = self._build(layers)
         # One probe function per fit is by design, not the retracing loop
         # TensorFlow's warning (keyed on the Python code) suspects.
-        if hasattr(self._function, "_omit_frequent_tracing_warning"):
-            self._function._omit_frequent_tracing_warning = True
+        compat_keras.quiet_retracing_warning(self._function)
 
     def _build(self, layers: list[LayerInfo]) -> Any:
         tf, keras, model = self._tf, self._keras, self._model
-        inputs, outputs = _graph_inputs(model), _graph_outputs(model)
+        inputs, outputs = compat_keras.graph_inputs(model), compat_keras.graph_outputs(model)
         if inputs is not None and outputs is not None:
             flat_outputs = keras.tree.flatten(outputs)
             taps = []

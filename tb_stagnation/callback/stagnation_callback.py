@@ -25,9 +25,11 @@ from tb_stagnation.callback.graph_recorder import (  # noqa: E402
     RecorderPlan,
 )
 from tb_stagnation.callback.hooks import TrainingHooks, live_fit_elsewhere  # noqa: E402
+from tb_stagnation.callback.lr_range_trigger import LRRangeTrigger  # noqa: E402
 from tb_stagnation.callback.preflight import OVERFIT_SAMPLES, Preflight  # noqa: E402
 from tb_stagnation.callback.probe import ProbeRunner  # noqa: E402
 from tb_stagnation.callback.stall_stopper import StallStopper  # noqa: E402
+from tb_stagnation.compat import keras as compat_keras  # noqa: E402
 from tb_stagnation.summary import tags  # noqa: E402
 from tb_stagnation.summary.writer import SummaryWriteError, SummaryWriter  # noqa: E402
 
@@ -144,6 +146,19 @@ class StagnationCallback(keras.callbacks.Callback):
             False.
         patience: how many epochs in a row must be stalled before
             `stop_on_stall` ends training. Defaults to 3.
+        lr_range_test: at the end of the first epoch whose analysis names
+            the learning rate as the top cause (`learning_rate_too_small` or
+            `learning_rate_too_large`), run `tb_stagnation.lr_range_test`
+            once on a copy of the model, on the first 512 training rows
+            (kept on the device from the first batches; inputs and labels
+            must be dense numeric tensors of a fixed shape, else a warning
+            says it is skipped). The suggested rate is printed (with the
+            stop message under `stop_on_stall`), checked with
+            `overfit_check(fix=...)`, logged, and named in the finding's fix.
+            Costs a second or two when it runs; per step, a copy of the
+            batch until the rows are kept, then one comparison. Defaults to
+            None: on with `stop_on_stall=True`, off otherwise; False turns
+            it off.
     """
 
     def __init__(
@@ -157,6 +172,7 @@ class StagnationCallback(keras.callbacks.Callback):
         overfit_check: bool = False,
         stop_on_stall: bool = False,
         patience: int = 3,
+        lr_range_test: bool | None = None,
     ) -> None:
         super().__init__()
         require_tensorflow_backend(keras)
@@ -180,6 +196,9 @@ class StagnationCallback(keras.callbacks.Callback):
         self.overfit_check = bool(overfit_check)
         self.stop_on_stall = bool(stop_on_stall)
         self.patience = int(patience)
+        if lr_range_test is not None and not isinstance(lr_range_test, (bool, np.bool_)):
+            raise ValueError(f"lr_range_test must be True, False or None, got {lr_range_test!r}")
+        self.lr_range_test = None if lr_range_test is None else bool(lr_range_test)
         self._writer: SummaryWriter | None = None
         self._finalizer: Any = None
         self._hooks: TrainingHooks | None = None
@@ -228,6 +247,40 @@ class StagnationCallback(keras.callbacks.Callback):
             )
         self._stall_stopper = StallStopper(self.patience) if self.stop_on_stall else None
         self.stopped_epoch: int | None = None
+        # The LR range test (lr_range_trigger.py): it watches the stopper's
+        # analysis, which then runs every epoch; without stop_on_stall a
+        # stopper that never stops does the watching.
+        self._lr_trigger: LRRangeTrigger | None = None
+        wanted = self.lr_range_test if self.lr_range_test is not None else self.stop_on_stall
+        if wanted:
+            self._lr_trigger = LRRangeTrigger(self.log_dir, explicit=bool(self.lr_range_test))
+            if self._stall_stopper is None:
+                self._stall_stopper = StallStopper(self.patience, stops=False)
+            self._stall_stopper.on_report = self._lr_on_report
+
+    @property
+    def lr_range_result(self) -> Any:
+        """The `LRRangeResult` of this fit's LR range test, or None when it did not run."""
+        trigger = self._lr_trigger
+        return trigger.result if trigger is not None else None
+
+    def _lr_on_report(self, model: Any, report: dict, epoch: int) -> str | None:
+        """The trigger's turn after each in-training analysis; its failure is one warning."""
+        trigger = self._lr_trigger
+        if trigger is None:
+            return None
+        try:
+            note = trigger.on_report(model, report, epoch)
+        except Exception as error:
+            trigger.done = True
+            self._warn(error)
+            note = None
+        if trigger.write_error is not None:
+            self._warn(trigger.write_error)
+        if trigger.done and self._stall_stopper is not None:
+            # Once per fit: a stopper that only watched stops analysing.
+            self._stall_stopper.on_report = None
+        return note
 
     def _warn(self, error: BaseException) -> None:
         """One warning per fit, naming the first failure; training goes on."""
@@ -285,8 +338,17 @@ class StagnationCallback(keras.callbacks.Callback):
         strategy = self.model.distribute_strategy
         self._records_here = distribution.writes_summaries(strategy)
         if self._stall_stopper is not None and distribution.worker_count(strategy) > 1:
+            watching_only = not self._stall_stopper.stops
             self._stall_stopper = None
-            if self._records_here:
+            self._lr_trigger = None  # decided alike on every worker: no capture variables
+            if self._records_here and watching_only and self.lr_range_test:
+                warn_at_user_code(
+                    "StagnationCallback(lr_range_test=True) does nothing under "
+                    "MultiWorkerMirroredStrategy: only the chief analyses the run. Run "
+                    "tb_stagnation.lr_range_test(model, x, y) yourself.",
+                    RuntimeWarning,
+                )
+            elif self._records_here:
                 warn_at_user_code(
                     "StagnationCallback(stop_on_stall=True) does nothing under "
                     "MultiWorkerMirroredStrategy: only the chief analyses the run, and "
@@ -519,8 +581,25 @@ class StagnationCallback(keras.callbacks.Callback):
                 self._probe = ProbeRunner(tf, keras, model, self._layers, x_spec)
             except Exception as error:
                 self._warn(error)
+        feeds = tapped if tapped is not None else recorder
+        if self._lr_trigger is not None:
+            # Only with lr_range_test: default training keeps no rows.
+            replicas = model.distribute_strategy.num_replicas_in_sync if replicated else 1
+            wrapped = self._guarded(
+                self._lr_trigger.start,
+                tf,
+                keras,
+                model,
+                x_spec,
+                y_spec,
+                feeds,
+                self._warn,
+                replicas,
+            )
+            if wrapped is not None:
+                feeds = wrapped
         if self._hooks is not None:
-            self._hooks.recorder = tapped if tapped is not None else recorder
+            self._hooks.recorder = feeds
 
     def _recorder_plan(self, x_spec: Any) -> RecorderPlan:
         model = self.model
@@ -552,11 +631,12 @@ class StagnationCallback(keras.callbacks.Callback):
         """
         model = self.model
         optimizer = getattr(model, "optimizer", None)
-        if all(layer.built for layer in model._flatten_layers()):
+        if compat_keras.all_layers_built(model):
             if optimizer is not None and not optimizer.built:
                 optimizer.build(model.trainable_variables)
             return
-        model._symbolic_build(data_batch=spec)
+        if not compat_keras.symbolic_build(model, spec):
+            return  # a Keras without it: probe_keras warned at on_train_begin
         self._find_layers()
         # No step has run yet: these are the first epoch's starting weights.
         if self._records_here:
@@ -815,7 +895,8 @@ def _steps_on_disk(files: list[str]) -> tuple[int, int]:
     epoch = batch = -1
     # The card and pre-flight record come before a fit's first epoch ends: a
     # fit that died at its first step leaves no epoch to go on after.
-    not_epochs = (tags.MODEL_CARD, tags.PREFLIGHT)
+    # An LR range test's record before training is at step 0 with no epoch.
+    not_epochs = (tags.MODEL_CARD, tags.PREFLIGHT, tags.LR_RANGE)
     for path in files:
         loader = event_file_loader.EventFileLoader(path)
         for event in loader.Load():
@@ -858,19 +939,21 @@ def _layer_of_variable(variables: list) -> dict:
     layer_of: dict = {}
     for variable, index, _ in variables:
         layer_of[id(variable)] = index
-        inner = getattr(variable, "_value", None)
+        inner = compat_keras.backing_variable(variable)
         if inner is not None:
             layer_of[id(inner)] = index
     return layer_of
 
 
 def _first_replica_spec(spec: Any) -> Any:
-    values = getattr(spec, "_value_specs", None)
+    values = compat_keras.per_replica_value_specs(spec)
     return values[0] if values else spec
 
 
 def _has_per_replica_spec(spec: Any) -> bool:
-    return any(getattr(leaf, "_value_specs", None) is not None for leaf in tf.nest.flatten(spec))
+    return any(
+        compat_keras.per_replica_value_specs(leaf) is not None for leaf in tf.nest.flatten(spec)
+    )
 
 
 def _is_numeric_spec(spec: Any) -> bool:

@@ -8,19 +8,26 @@ a few milliseconds). When the last `patience` epochs are all flagged as
 stalled, it sets `model.stop_training` and prints the stall and its most
 likely cause, with the evidence and the fix: the same diagnosis the tab and
 `tb-stagnation report` show for the run.
+
+With `on_report` (the LR range test's trigger, lr_range_trigger.py) the
+analysis runs at every epoch end, from the first, and each report is handed
+to it; the sentence it returns (the suggested rate) is printed with the stop
+message, or on its own when training goes on. With `stops=False` the stopper
+only watches: it analyses while `on_report` is set and never stops training.
 """
 
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
+from tb_stagnation.analysis import presentation
 from tb_stagnation.analysis.report import analyze_run
-from tb_stagnation.analysis.series import fmt_epochs
+from tb_stagnation.analysis.run_data import SOURCE_CALLBACK, RunData
 from tb_stagnation.callback.console import print_message
-from tb_stagnation.reader.run_data import SOURCE_CALLBACK, RunData
 
 _WIDTH = 100
 
@@ -28,9 +35,21 @@ _WIDTH = 100
 class StallStopper:
     """Decides, epoch by epoch, whether a stall is confirmed."""
 
-    def __init__(self, patience: int, name: str = "run") -> None:
+    def __init__(
+        self,
+        patience: int,
+        name: str = "run",
+        *,
+        stops: bool = True,
+        on_report: Callable[[Any, dict, int], str | None] | None = None,
+    ) -> None:
         self.patience = int(patience)
         self.name = name
+        self.stops = bool(stops)
+        # Called with (model, report, epoch) after each analysis; returns a
+        # sentence for the stop message (or None). Set to None when done.
+        self.on_report = on_report
+        self.notes: list[str] = []
         self.stopped_epoch: int | None = None
         self.report: dict | None = None
         self._epochs: list[int] = []
@@ -55,12 +74,20 @@ class StallStopper:
             {tag: np.asarray(v, np.float64).reshape(-1) for tag, v in layer_stats.items()}
         )
         self._counts.append(None if class_counts is None else np.asarray(class_counts, np.float64))
-        if self.stopped_epoch is not None or len(self._epochs) < self.patience:
+        if self.stopped_epoch is not None:
+            return False
+        confirmable = self.stops and len(self._epochs) >= self.patience
+        if not confirmable and self.on_report is None:
             return False
         report = analyze_run(self.run_data(card, preflight))
         self.report = report
+        note = self.on_report(model, report, int(epoch)) if self.on_report is not None else None
+        if note:
+            self.notes.append(note)
         stalled = set(report.get("stalled_epochs") or [])
-        if not all(e in stalled for e in self._epochs[-self.patience :]):
+        if not confirmable or not all(e in stalled for e in self._epochs[-self.patience :]):
+            if note:
+                print_message(f"StagnationCallback (epoch {int(epoch)}): {note}")
             return False
         self.stopped_epoch = int(epoch)
         model.stop_training = True
@@ -113,29 +140,7 @@ class StallStopper:
 
     def message(self, report: dict) -> str:
         """What is printed when training stops."""
-        stalled = report.get("stalled_epochs") or []
-        windows = report.get("stall_windows") or []
-        kind = f" ({windows[-1]['kind']})" if windows else ""
-        lines = [
-            f"StagnationCallback: stopping training after epoch {self.stopped_epoch} "
-            f"(stop_on_stall=True, patience={self.patience}): the loss stalled in epochs "
-            f"{fmt_epochs(stalled)}{kind}."
-        ]
-        findings = report.get("findings") or []
-        if findings:
-            top = findings[0]
-            lines.extend(
-                textwrap.wrap(
-                    f"Most likely {top['code']} ({top['severity']}, confidence "
-                    f"{top['confidence']:.2f}): {top['evidence']}",
-                    _WIDTH,
-                    initial_indent="  ",
-                    subsequent_indent="    ",
-                )
-            )
-            lines.extend(
-                textwrap.wrap(
-                    f"Fix: {top['fix']}", _WIDTH, initial_indent="  ", subsequent_indent="    "
-                )
-            )
+        lines = presentation.stall_stop_lines(report, self.stopped_epoch, self.patience)
+        for note in self.notes:  # the LR range test's answer, when it ran
+            lines.extend(textwrap.wrap(note, _WIDTH, initial_indent="  ", subsequent_indent="    "))
         return "\n".join(lines)

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
+from tb_stagnation.analysis.run_data import RunData
 from tb_stagnation.plugin import jsonable, overview
 from tb_stagnation.plugin.error_log import OnceLogger
 from tb_stagnation.plugin.fingerprint_cache import FingerprintCache
@@ -25,7 +26,6 @@ from tb_stagnation.plugin.overview import RunAnalysis
 from tb_stagnation.plugin.series import build_series
 from tb_stagnation.reader.errors import UnknownRunError
 from tb_stagnation.reader.provider_reader import ProviderReader, RunListing
-from tb_stagnation.reader.run_data import RunData
 
 Analyze = Callable[[RunData], Mapping[str, Any]]
 
@@ -148,6 +148,7 @@ class RunAnalyses:
         if run.error:  # the reader could not read it: an `error` row, /report says why
             return RunAnalysis(run.num_epochs, error=run.error)
         try:
+            # The JSON policy of HTTP answers (tb_stagnation/jsonable.py).
             report = jsonable.to_jsonable(self._analyze(run))
         except Exception as error:  # noqa: BLE001 - one bad run must not break the others
             self._log.exception(f"analysis of run {run.name!r}", error)

@@ -6,13 +6,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from tb_stagnation.analysis.status import (  # noqa: F401  (importable from here)
+    STATUS_EMPTY,
+    STATUS_ERROR,
+    STATUS_FINDINGS,
+    STATUS_HEALTHY,
+    STATUS_STALLED,
+    has_error_finding,
+    run_status,
+)
 from tb_stagnation.reader.provider_reader import RunListing
-
-STATUS_STALLED = "stalled"
-STATUS_FINDINGS = "findings"
-STATUS_ERROR = "error"
-STATUS_HEALTHY = "healthy"
-STATUS_EMPTY = "empty"
 
 # Runs that need a look come first (http_api.md).
 _STATUS_RANK = {STATUS_STALLED: 0, STATUS_FINDINGS: 1, STATUS_ERROR: 2}
@@ -41,20 +44,12 @@ def run_row(listing: RunListing, analysis: RunAnalysis) -> dict[str, Any]:
     report = analysis.report
     stalled = report.get("stalled_epochs") or []
     findings = [item for item in report.get("findings") or [] if isinstance(item, dict)]
-    errors = [item for item in findings if item.get("severity") == "error"]
-    if analysis.epochs == 0:
-        status = STATUS_EMPTY
-    elif stalled:
-        status = STATUS_STALLED
-    elif errors:
-        status = STATUS_FINDINGS
-    else:
-        status = STATUS_HEALTHY
     # The analysis ranks findings, most likely cause first.
     top = findings[0].get("code") if findings else None
     row.update(
-        status=status,
-        healthy=bool(report.get("healthy", not (stalled or errors))),
+        # The epochs the tab read decide "empty", as the row shows them.
+        status=run_status(report, epochs=analysis.epochs),
+        healthy=bool(report.get("healthy", not (stalled or has_error_finding(findings)))),
         stalled_epochs=len(stalled),
         top_finding=top,
     )

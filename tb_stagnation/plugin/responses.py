@@ -48,7 +48,9 @@ def json_route(handler: Callable[..., Any]) -> Callable:
     """Wraps `handler(self, request) -> Response` as a WSGI app method."""
 
     @functools.wraps(handler)
-    @wrappers.Request.application
+    # werkzeug's stub types `application` for plain functions; on a method it
+    # works the same (it finds the request in the last argument).
+    @wrappers.Request.application  # type: ignore[arg-type]
     def route(self, request: wrappers.Request):
         if request.method not in _ALLOWED_METHODS:
             return error_response(

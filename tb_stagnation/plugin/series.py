@@ -20,8 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from tb_stagnation.reader.run_data import RunData
-from tb_stagnation.summary import tags
+from tb_stagnation.analysis.run_data import RunData
+from tb_stagnation.plugin.jsonable import to_jsonable
+from tb_stagnation.summary import lr_range_record, tags
 
 # Cells (one value of one series at one epoch) in an answer before it gets
 # downsampled. ~10 bytes of JSON each: a bound of about 2.5 MB.
@@ -91,7 +92,20 @@ def build_series(run: RunData, report: Mapping[str, Any], max_cells: int = MAX_C
         "batches": _group(run, _BATCHES, buckets),
         "layers": _layers(run, buckets) if layer_count else None,
         "downsampled": {"stride": stride, "original_epochs": num_epochs} if stride > 1 else None,
+        # The LR range test's record as stored: its own curve (one point per
+        # sweep step, not per epoch), so never downsampled.
+        "lr_range": _lr_range(run),
     }
+
+
+def _lr_range(run: RunData) -> dict | None:
+    record = getattr(run, "lr_range", None)
+    if not isinstance(record, dict):
+        return None
+    # The documented fields (all a record of this version holds; a newer
+    # one's extra fields are not part of the API). The reader admits no NaN;
+    # a RunData made by hand gets the API's strings.
+    return to_jsonable({key: record.get(key) for key in lr_range_record.FIELDS})
 
 
 def choose_stride(num_epochs: int, cells_per_epoch: int, max_cells: int = MAX_CELLS) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tb_stagnation.compat.tensorboard import request_handler_class
 from tb_stagnation.plugin.query import MAX_RUN_CHARS
 from tb_stagnation.summary import metadata
 
@@ -52,11 +53,8 @@ def install_json_server_errors() -> None:
 
     Idempotent; a TensorBoard without the handler class is left as it is.
     """
-    try:
-        from tensorboard import program
-
-        handler = program._WSGIRequestHandler
-    except (ImportError, AttributeError):
+    handler = request_handler_class()
+    if handler is None:
         return
     original = handler.send_error
     if getattr(original, _INSTALLED, False):

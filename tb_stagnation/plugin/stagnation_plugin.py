@@ -15,6 +15,7 @@ from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
+from tb_stagnation.analysis.run_data import RunData
 from tb_stagnation.plugin.analyses import Analyze, RunAnalyses
 from tb_stagnation.plugin.query import run_param
 from tb_stagnation.plugin.responses import error_response, json_response, json_route
@@ -22,7 +23,6 @@ from tb_stagnation.plugin.run_scope import RunScopedProvider, tensorboard_runs
 from tb_stagnation.plugin.server_errors import install_json_server_errors
 from tb_stagnation.plugin.static_files import read_static
 from tb_stagnation.reader.provider_reader import ProviderReader
-from tb_stagnation.reader.run_data import RunData
 from tb_stagnation.summary import metadata
 
 # What keras.callbacks.TensorBoard writes its epoch_* scalars as.

@@ -24,11 +24,12 @@ module function `_tensor_size`; it is bounded the same way when present.
 
 from __future__ import annotations
 
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
+
+from tb_stagnation.compat import tensorboard as compat_tensorboard
 
 # One tensor: a million layers, or a million classes. The format's tensors are
 # rank 0 (scalars, JSON strings) or one entry per layer or per class.
@@ -111,11 +112,11 @@ def _install() -> None:
     from tensorboard.util import tensor_util
 
     _wrap(tensor_util, "make_ndarray")
-    # Imported by whoever uses the Python loader; importing it here could pull
-    # in TensorFlow, which the CLI avoids (reader/logdir.py).
-    multiplexer_provider = sys.modules.get("tensorboard.backend.event_processing.data_provider")
+    # TensorBoard's private `_tensor_size`, once its Python loader is imported
+    # (compat/tensorboard.py says which versions have it).
+    multiplexer_provider = compat_tensorboard.tensor_size_module()
     if multiplexer_provider is not None:
-        _wrap(multiplexer_provider, "_tensor_size")
+        _wrap(multiplexer_provider, compat_tensorboard.TENSOR_SIZE)
 
 
 def _wrap(module: Any, name: str) -> None:
@@ -128,11 +129,14 @@ def _wrap(module: Any, name: str) -> None:
         if getattr(original, "_tb_stagnation_bounded", False):
             return
 
-        def bounded(tensor):
+        def bounded(tensor: Any) -> Any:
             charge(tensor)
             return original(tensor)
 
-        bounded.__doc__ = original.__doc__
-        bounded.__wrapped__ = original
-        bounded._tb_stagnation_bounded = True
-        setattr(module, name, bounded)
+        # Marked on the function itself, so a second install sees it (Any:
+        # function attributes are not part of a Callable's type).
+        marked: Any = bounded
+        marked.__doc__ = original.__doc__
+        marked.__wrapped__ = original
+        marked._tb_stagnation_bounded = True
+        setattr(module, name, marked)

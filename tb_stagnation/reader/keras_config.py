@@ -22,6 +22,8 @@ import math
 import re
 from typing import Any
 
+from tb_stagnation.losses import canonical_name, infer_task
+
 # The card's `source` for a card built here: findings say their evidence
 # comes from the logged Keras config.
 CARD_SOURCE = "keras_config"
@@ -152,23 +154,18 @@ def _loss(compile_config: dict, index: int = 0, name: str | None = None) -> tupl
         if name == "function":
             name = config.get("name")
         from_logits = config.get("from_logits") is True
-        return (_snake(str(name)) if isinstance(name, str) else None), from_logits
+        if not isinstance(name, str):
+            return None, from_logits
+        # A built-in loss gets Keras's function name ("KLDivergence" ->
+        # "kl_divergence", which snake-casing would spell "k_l_divergence").
+        known = canonical_name(name)
+        return (known if known != name else _snake(name)), from_logits
     return None, False
 
 
 def _task(loss: str | None, activation: str | None, width: int | None) -> str:
-    name = (loss or "").lower()
-    if "categorical" in name:
-        return "classification"
-    if "binary" in name or "hinge" in name:
-        return "binary"
-    if activation == "softmax" and (width or 0) >= 2:
-        return "classification"
-    if re.search(r"squared|absolute|huber|log_?cosh|poisson|mse|mae", name):
-        return "regression"
-    if activation == "sigmoid":
-        return "binary"
-    return "unknown"
+    """The card's `task`, decided as the callback decides it (losses.infer_task)."""
+    return infer_task(activation, loss, width)[0]
 
 
 def model_card(model_json: Any) -> dict | None:

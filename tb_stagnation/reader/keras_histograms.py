@@ -57,7 +57,7 @@ def _array(point) -> np.ndarray | None:
 def weight_histograms(points_by_tag: Mapping[str, list]) -> dict[str, WeightHistograms]:
     """Per layer name, what its logged weight histograms show (layers whose
     histograms could not all be read are left out)."""
-    by_layer: dict[str, dict[str, dict[int, np.ndarray]]] = {}
+    by_layer: dict[str, dict[str, dict[int, np.ndarray | None]]] = {}
     for tag, points in points_by_tag.items():
         layer = layer_of(tag)
         if layer is None:
@@ -65,9 +65,13 @@ def weight_histograms(points_by_tag: Mapping[str, list]) -> dict[str, WeightHist
         arrays = {int(point.step): _array(point) for point in points}
         by_layer.setdefault(layer, {})[tag] = arrays
     result = {}
-    for layer, tags in by_layer.items():
-        if any(array is None for arrays in tags.values() for array in arrays.values()):
-            continue
+    for layer, read in by_layer.items():
+        tags = {
+            tag: {epoch: array for epoch, array in arrays.items() if array is not None}
+            for tag, arrays in read.items()
+        }
+        if any(len(tags[tag]) != len(arrays) for tag, arrays in read.items()):
+            continue  # a histogram that could not be read
         epochs = sorted(set.intersection(*(set(arrays) for arrays in tags.values())))
         changed = [False] + [
             any(

@@ -63,7 +63,9 @@ def walk_logdir(logdir: str) -> LocalWalk:
         walk.unreadable.append(UnreadableFolder(".", display_name(root), _reason(error)))
         return walk
     # (folder path, run name, identities of the folder and its ancestors)
-    pending = [(root, ".", ((root_stat.st_dev, root_stat.st_ino),))]
+    pending: list[tuple[str, str, tuple[tuple[int, int], ...]]] = [
+        (root, ".", ((root_stat.st_dev, root_stat.st_ino),))
+    ]
     visited = 0
     while pending:
         folder, run, ancestors = pending.pop()
@@ -76,8 +78,8 @@ def walk_logdir(logdir: str) -> LocalWalk:
             )
             break
         try:
-            with os.scandir(folder) as entries:
-                entries = sorted(entries, key=lambda entry: entry.name)
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
         except OSError as error:
             walk.unreadable.append(UnreadableFolder(run, display_name(folder), _reason(error)))
             continue

@@ -16,13 +16,13 @@ import subprocess
 import sys
 import tempfile
 import time
-import types
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 
+from tb_stagnation.analysis.run_data import RunData
 from tb_stagnation.reader import decode_bounds, run_names
 from tb_stagnation.reader.errors import LogdirError
 from tb_stagnation.reader.local_walk import (
@@ -32,7 +32,6 @@ from tb_stagnation.reader.local_walk import (
     walk_logdir,
 )
 from tb_stagnation.reader.provider_reader import ProviderReader, RunListing
-from tb_stagnation.reader.run_data import RunData
 from tb_stagnation.summary import metadata
 
 # Generous: the Rust server loads ~1M events/s; this bounds a hung start only.
@@ -426,8 +425,11 @@ def _python_provider(logdir: str, walk: LocalWalk | None = None, links: str | No
     if not _is_remote(logdir) and "tensorflow" not in sys.modules:
         # TensorBoard's compat layer imports TensorFlow (2-3 s, 500 MB) when it
         # can; its pure-Python stub reads local files just as well. A registered
-        # `tensorboard.compat.notf` module is TensorBoard's own switch for that.
-        sys.modules.setdefault("tensorboard.compat.notf", types.ModuleType("notf"))
+        # `tensorboard.compat.notf` module is TensorBoard's own switch for that,
+        # registered only while it is read (compat/tensorboard.py).
+        from tb_stagnation.compat.tensorboard import resolve_tensorflow_stub
+
+        resolve_tensorflow_stub()
     from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 
     multiplexer = plugin_event_multiplexer.EventMultiplexer(

@@ -18,11 +18,12 @@ from tensorboard import context as tb_context
 from tensorboard import errors as tb_errors
 from tensorboard.data import provider as tb_provider
 
+from tb_stagnation.analysis.run_data import SOURCE_CALLBACK, SOURCE_KERAS, SOURCE_SCALARS, RunData
 from tb_stagnation.reader import keras_config, keras_histograms, other_tools, run_names
 from tb_stagnation.reader.decode_bounds import TooLargeError, bounded_decoding
 from tb_stagnation.reader.errors import UnknownRunError
-from tb_stagnation.reader.run_data import SOURCE_CALLBACK, SOURCE_KERAS, SOURCE_SCALARS, RunData
 from tb_stagnation.summary import metadata, tags
+from tb_stagnation.summary.lr_range_record import parse_lr_range_record
 
 # TensorBoard's built-in scalars plugin: what keras.callbacks.TensorBoard writes.
 _KERAS_PLUGIN = "scalars"
@@ -56,6 +57,7 @@ _KNOWN_TENSOR_TAGS = frozenset(tags.LAYER_STATS) | {
     tags.LABEL_CLASS_COUNTS,
     tags.MODEL_CARD,
     tags.PREFLIGHT,
+    tags.LR_RANGE,
 }
 # What TensorBoard's loaders raise on a value they cannot decode into numpy.
 _DATA_ERRORS = (ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError)
@@ -126,6 +128,12 @@ class ProviderReader:
                 **our_tensors.get(stagnation_run or "", {}),
                 **ours.get(stagnation_run or "", {}),
             }
+            # An LR range test's record alone (`lr_range_test(log_dir=D)` before
+            # any fit with our callback) makes no callback run: the epochs, if
+            # any, are Keras's or another tool's, and the record joins them.
+            record = our_series.get(tags.LR_RANGE)
+            if set(our_series) == {tags.LR_RANGE}:
+                our_series = {}
             if our_series:
                 series = list(our_series.values())
                 epoch_series = [
@@ -140,9 +148,18 @@ class ProviderReader:
                     if tag.startswith(tags.KERAS_EPOCH_PREFIX)
                 ]
                 if not series:
-                    other = self._other_tool_listing(logical, keras)
+                    other = self._other_tool_listing(logical, keras, record)
                     if other is not None:
                         listings[name] = other
+                    elif record is not None:
+                        # Only the record: a run with no epoch yet, which shows the test.
+                        listings[name] = RunListing(
+                            name=name,
+                            source=SOURCE_CALLBACK,
+                            max_step=record.max_step,
+                            updated=_newest_wall_time([record]),
+                            members=dict(logical.members),
+                        )
                     continue
                 epoch_series = series
                 source = SOURCE_KERAS
@@ -151,7 +168,8 @@ class ProviderReader:
                 name=name,
                 source=source,
                 max_step=max_step,
-                updated=_newest_wall_time(series),
+                # A record added later changes the answer: it counts as an update.
+                updated=_newest_wall_time([*series, *([record] if record else [])]),
                 members=dict(logical.members),
                 newest_tags=sum(1 for ts in epoch_series if ts.max_step == max_step),
             )
@@ -162,7 +180,10 @@ class ProviderReader:
         return listings
 
     def _other_tool_listing(
-        self, logical: run_names.LogicalRun, scalars: Mapping[str, Mapping[str, Any]]
+        self,
+        logical: run_names.LogicalRun,
+        scalars: Mapping[str, Mapping[str, Any]],
+        record: Any = None,
     ) -> RunListing | None:
         """A run of another tool's scalars, listed when a training loss is found
         among its tags by name (or is the `loss_tag` given)."""
@@ -181,7 +202,7 @@ class ProviderReader:
             name=logical.name,
             source=SOURCE_SCALARS,
             max_step=max_step,
-            updated=_newest_wall_time(series),
+            updated=_newest_wall_time([*series, *([record] if record else [])]),
             members=dict(logical.members),
             newest_tags=sum(1 for ts in series if ts.max_step == max_step),
         )
@@ -238,6 +259,18 @@ class ProviderReader:
             our_scalars = self._read_scalars(metadata.PLUGIN_NAME, callback_runs, skipped)
             our_tensors = self._read_tensors(metadata.PLUGIN_NAME, callback_runs, skipped)
         keras_scalars = self._read_scalars(_KERAS_PLUGIN, keras_runs, skipped) if keras_runs else {}
+        # Runs of Keras or another tool whose stagnation/ folder holds an LR range test.
+        record_runs = [
+            listing.members[run_names.ROLE_STAGNATION]
+            for listing in listings
+            if listing.source != SOURCE_CALLBACK and run_names.ROLE_STAGNATION in listing.members
+        ]
+        record_contents, record_tensors = {}, {}
+        if record_runs:
+            record_contents = self._plugin_contents(record_runs)[0]
+            record_tensors = self._read_tensors(
+                metadata.PLUGIN_NAME, record_runs, skipped, only_tags=[tags.LR_RANGE]
+            )
         keras_configs: dict[str, Any] = {}
         keras_histograms_by_run: Mapping[str, Mapping[str, list]] = {}
         keras_train_runs = [
@@ -276,6 +309,16 @@ class ProviderReader:
                     run.notes.append(config)
                 elif config is not None:
                     run.model_card = config
+            record_run = listing.members.get(run_names.ROLE_STAGNATION)
+            if listing.source != SOURCE_CALLBACK and record_run is not None:
+                content = record_contents.get(record_run, {}).get(tags.LR_RANGE)
+                usable = (
+                    _usable_tags({tags.LR_RANGE: content}, run.notes) if content is not None else ()
+                )
+                if tags.LR_RANGE in usable:
+                    run.lr_range = _newest_lr_range(
+                        record_tensors.get(record_run, {}).get(tags.LR_RANGE), run.notes
+                    )
             why = {
                 tag: reason
                 for member in listing.members.values()
@@ -387,10 +430,19 @@ class ProviderReader:
         )
 
     def _read_tensors(
-        self, plugin_name: str, runs: list[str], skipped: dict[str, dict[str, str]]
+        self,
+        plugin_name: str,
+        runs: list[str],
+        skipped: dict[str, dict[str, str]],
+        only_tags: list[str] | None = None,
     ) -> Mapping[str, Mapping[str, list]]:
         return self._read_narrowing(
-            self._provider.read_tensors, self._provider.list_tensors, plugin_name, runs, skipped
+            self._provider.read_tensors,
+            self._provider.list_tensors,
+            plugin_name,
+            runs,
+            skipped,
+            only_tags,
         )
 
     def _read_narrowing(
@@ -400,8 +452,10 @@ class ProviderReader:
         plugin_name: str,
         runs: list[str],
         skipped: dict[str, dict[str, str]],
+        only_tags: list[str] | None = None,
     ) -> dict[str, Mapping[str, list]]:
-        """`read` of every point of `runs`, in one call when the data allow it.
+        """`read` of every point of `runs` (of `only_tags`, when given), in one
+        call when the data allow it.
 
         TensorBoard's loaders raise on a value they cannot decode (a "scalar"
         holding two floats or none, from a foreign or corrupt writer), which
@@ -423,19 +477,21 @@ class ProviderReader:
                 )
 
         try:
-            return dict(read_points(tb_provider.RunTagFilter(runs=runs)))
+            return dict(read_points(tb_provider.RunTagFilter(runs=runs, tags=only_tags)))
         except _DATA_ERRORS:
             if len(runs) > 1:
                 result: dict[str, Mapping[str, list]] = {}
                 for run in runs:
-                    result.update(self._read_narrowing(read, list_, plugin_name, [run], skipped))
+                    result.update(
+                        self._read_narrowing(read, list_, plugin_name, [run], skipped, only_tags)
+                    )
                 return result
         (run,) = runs
         listed = list_(
             self._ctx,
             experiment_id=self._experiment_id,
             plugin_name=plugin_name,
-            run_tag_filter=tb_provider.RunTagFilter(runs=[run]),
+            run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=only_tags),
         )
         by_tag: dict[str, list] = {}
         for tag in sorted(listed.get(run, {})):
@@ -518,6 +574,9 @@ def _callback_run_data(
         else None,
         preflight=_newest_preflight(tensors.get(tags.PREFLIGHT), notes)
         if tags.PREFLIGHT in usable
+        else None,
+        lr_range=_newest_lr_range(tensors.get(tags.LR_RANGE), notes)
+        if tags.LR_RANGE in usable
         else None,
         updated=listing.updated,
         notes=notes,
@@ -779,6 +838,34 @@ def _newest_preflight(points: list | None, notes: list[str]) -> dict[str, Any] |
         record = None
     if not isinstance(record, dict):
         notes.append("The pre-flight record is unreadable; its checks were skipped.")
+        return None
+    return record
+
+
+def _newest_lr_range(points: list | None, notes: list[str]) -> dict[str, Any] | None:
+    """The LR range test record written last (FORMAT.md); None with a note when
+    that one is unreadable. An older record never stands in for it: it was
+    superseded.
+
+    Last written, not highest step: TensorBoard's data server drops the
+    records of a tag at or after the step of a later one (a restart, to it),
+    so a test run on its own (step 0) after a fit's test (step N) is all it
+    keeps; the Python loader keeps both, in the order they were written. Both
+    agree on the last one, which is also the highest step when steps grow.
+    """
+    if not points:
+        return None
+    newest = points[-1]
+    try:
+        array = np.asarray(newest.numpy)
+        if array.size != 1:
+            raise ValueError(f"it is a tensor of {array.size:,} values, not one string")
+        record = parse_lr_range_record(array.reshape(-1)[0])
+    except (ValueError, TypeError) as error:
+        notes.append(
+            f"The LR range test record (step {int(newest.step)}) is unreadable: {error}; "
+            "it was ignored."
+        )
         return None
     return record
 

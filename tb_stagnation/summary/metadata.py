@@ -24,6 +24,7 @@ KIND_LAYER_STAT = "layer_stat"
 KIND_CLASS_COUNTS = "class_counts"
 KIND_MODEL_CARD = "model_card"
 KIND_PREFLIGHT = "preflight"
+KIND_LR_RANGE = "lr_range"
 
 _DATA_CLASS_OF_KIND = {
     KIND_SCALAR: summary_pb2.DATA_CLASS_SCALAR,
@@ -31,6 +32,7 @@ _DATA_CLASS_OF_KIND = {
     KIND_CLASS_COUNTS: summary_pb2.DATA_CLASS_TENSOR,
     KIND_MODEL_CARD: summary_pb2.DATA_CLASS_TENSOR,
     KIND_PREFLIGHT: summary_pb2.DATA_CLASS_TENSOR,
+    KIND_LR_RANGE: summary_pb2.DATA_CLASS_TENSOR,
 }
 
 

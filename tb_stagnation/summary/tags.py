@@ -71,6 +71,10 @@ MODEL_CARD = "model_card"
 # What the pre-flight checked before training (the first batch's facts, its
 # findings, the tiny-subset test): JSON like the model card, see FORMAT.md.
 PREFLIGHT = "preflight"
+# A learning-rate range test's curve and verdict (`lr_range_test(log_dir=...)`,
+# or the callback's `lr_range_test=True`): JSON like the model card, see
+# FORMAT.md. Its step is the epoch after which the test ran (0 before training).
+LR_RANGE = "lr_range"
 
 # --- optional finer cadence (update_freq=N): step is the global batch index -
 BATCH_PREFIX = "batch/"

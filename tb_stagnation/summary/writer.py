@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +21,7 @@ from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from tensorboard.util import tensor_util
 
+from tb_stagnation.compat.tensorboard import event_file_handle
 from tb_stagnation.summary import metadata, tags
 
 _FILENAME_SUFFIX = ".stagnation.v1"
@@ -43,6 +45,11 @@ class SummaryWriter:
             run_dir, flush_secs=flush_secs, filename_suffix=_FILENAME_SUFFIX
         )
         self._tags_with_metadata: set[str] = set()
+        # A record may arrive from another thread than the epochs' (an LR range
+        # test written into the folder of a running fit): one event at a time.
+        self._lock = threading.RLock()
+        self.closed = False
+        _register(self)
 
     @property
     def run_dir(self) -> str:
@@ -96,6 +103,12 @@ class SummaryWriter:
         """Write the pre-flight record (a JSON object, FORMAT.md) at `step`."""
         self._write_json(step, tags.PREFLIGHT, metadata.KIND_PREFLIGHT, facts, wall_time)
 
+    def write_lr_range(
+        self, step: int, record: Mapping[str, Any], wall_time: float | None = None
+    ) -> None:
+        """Write an LR range test's record (a JSON object, FORMAT.md) at `step`."""
+        self._write_json(step, tags.LR_RANGE, metadata.KIND_LR_RANGE, record, wall_time)
+
     def _write_json(
         self, step: int, tag: str, kind: str, record: Mapping[str, Any], wall_time: float | None
     ) -> None:
@@ -108,13 +121,16 @@ class SummaryWriter:
             self._writer.flush()
 
     def close(self) -> None:
+        with self._lock:
+            self.closed = True
+        _unregister(self)
         try:
             with self._write_errors():
                 self._writer.close()
         finally:
             # After a failed write TensorBoard's writer raises on its final
             # flush before it closes the file; close it ourselves then.
-            handle = getattr(self._writer, "_general_file_writer", None)
+            handle = event_file_handle(self._writer)
             try:
                 if handle is not None:
                     handle.close()
@@ -125,9 +141,10 @@ class SummaryWriter:
         value = summary_pb2.Summary.Value(tag=tag, tensor=tensor_util.make_tensor_proto(array))
         # Metadata only matters on a tag's first value in a file; TensorBoard's
         # loaders keep the first one they see.
-        if tag not in self._tags_with_metadata:
-            value.metadata.CopyFrom(metadata.create_summary_metadata(kind))
-            self._tags_with_metadata.add(tag)
+        with self._lock:
+            if tag not in self._tags_with_metadata:
+                value.metadata.CopyFrom(metadata.create_summary_metadata(kind))
+                self._tags_with_metadata.add(tag)
         return value
 
     def _add(self, step: int, values: list, wall_time: float | None) -> None:
@@ -136,7 +153,7 @@ class SummaryWriter:
             wall_time=time.time() if wall_time is None else wall_time,
             summary=summary_pb2.Summary(value=values),
         )
-        with self._write_errors():
+        with self._lock, self._write_errors():
             self._writer.add_event(event)
 
     @contextlib.contextmanager
@@ -154,6 +171,46 @@ class SummaryWriter:
                 f"cannot write to {self.run_dir} (disk full or no longer writable?): "
                 f"{type(error).__name__}: {error}"
             ) from error
+
+
+# The writers open in this process, per folder: a record for a folder a fit is
+# writing to goes into that fit's file (`open_writer_for`).
+_OPEN: dict[str, list[SummaryWriter]] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def _folder_key(run_dir: str) -> str:
+    if "://" in run_dir:
+        return run_dir.rstrip("/")
+    return os.path.realpath(run_dir)
+
+
+def _register(writer: SummaryWriter) -> None:
+    with _OPEN_LOCK:
+        _OPEN.setdefault(_folder_key(writer.run_dir), []).append(writer)
+
+
+def _unregister(writer: SummaryWriter) -> None:
+    with _OPEN_LOCK:
+        key = _folder_key(writer.run_dir)
+        writers = [w for w in _OPEN.get(key, []) if w is not writer]
+        if writers:
+            _OPEN[key] = writers
+        else:
+            _OPEN.pop(key, None)
+
+
+def open_writer_for(run_dir: str) -> SummaryWriter | None:
+    """The newest writer of this process still open on `run_dir`, if any.
+
+    TensorBoard's Python loader reads one event file per folder at a time and
+    never returns to an older one: a second file opened while a fit writes
+    the first would hide that fit's later epochs from it. A record for a
+    folder in use therefore goes into the file already open there.
+    """
+    with _OPEN_LOCK:
+        writers = _OPEN.get(_folder_key(run_dir), [])
+        return writers[-1] if writers else None
 
 
 def _wait_for_a_new_second(run_dir: str) -> None:

@@ -14,7 +14,7 @@ import re
 import numpy as np
 
 from tb_stagnation.analysis.context import Context
-from tb_stagnation.reader.run_data import RunData
+from tb_stagnation.analysis.run_data import RunData
 
 _NUMBER = r"(-?[0-9][0-9,]*\.?[0-9]*(?:e[+-]?[0-9]+)?)"
 # fmt_num prints 3 significant digits: a printed value is within 0.5% of the

@@ -83,6 +83,7 @@ def constant_labels(ctx: Context) -> Finding | None:
         present = np.flatnonzero(base.class_shares > 0)
         if present.size == 1:
             counts = ctx.class_counts
+            assert counts is not None  # class_shares are computed from these counts
             rows = np.isfinite(counts).any(axis=1) & (np.nansum(counts, axis=1) > 0)
             epochs = ctx.epochs_of(rows)
             accuracy = ""
@@ -147,6 +148,7 @@ def constant_inputs(ctx: Context) -> Finding | None:
     if not _inputs_constant(ctx):
         return None
     std_series = ctx.s(tags.INPUT_STD)
+    assert std_series is not None  # _inputs_constant needs it
     std = median(std_series)
     mean = median(ctx.s(tags.INPUT_MEAN)) if ctx.s(tags.INPUT_MEAN) is not None else None
     max_abs_series = ctx.s(tags.INPUT_MAX_ABS)
@@ -302,7 +304,7 @@ def repeated_batches(ctx: Context) -> Finding | None:
     distinct = ctx.s(tags.BATCHES_DISTINCT)
     seen = ctx.s(tags.BATCHES_SEEN)
     repeats = _repeats(ctx)
-    if repeats is None or _inputs_constant(ctx):
+    if repeats is None or distinct is None or seen is None or _inputs_constant(ctx):
         return None  # identical samples make identical batches: constant_inputs says it
     same, low = repeats
     fix = (

@@ -287,14 +287,14 @@ def vanishing_gradients(ctx: Context) -> Finding | None:
     rms_medians = column_medians(_rms(ctx, norms), focus)
     # Reference: the last trainable layer with a non-zero gradient.
     reference = None
+    ref_value = 0.0
     for i in reversed(cols):
         value = rms_medians[i]
         if value is not None and value > ZERO_GRADIENT:
-            reference = i
+            reference, ref_value = i, value
             break
     if reference is None:
         return None
-    ref_value = rms_medians[reference]
     small = []
     ratios = {}
     for i in cols:

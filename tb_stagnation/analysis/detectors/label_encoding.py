@@ -24,25 +24,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tb_stagnation.analysis.baselines import loss_family, normalize_name
 from tb_stagnation.analysis.findings import SEVERITY_ERROR, SEVERITY_WARNING, Finding
 from tb_stagnation.analysis.series import finite_json_number, fmt_num
+from tb_stagnation.losses import TASK_REGRESSION, is_sparse, loss_family, loss_task
 
-# Losses that compare a real-valued target with the output (regression).
-_REGRESSION_LOSSES = frozenset(
-    {
-        "mse",
-        "meansquarederror",
-        "mae",
-        "meanabsoluteerror",
-        "msle",
-        "meansquaredlogarithmicerror",
-        "mape",
-        "meanabsolutepercentageerror",
-        "huber",
-        "logcosh",
-    }
-)
 # What a bounded output activation can produce.
 OUTPUT_RANGES = {"sigmoid": (0.0, 1.0), "softmax": (0.0, 1.0), "tanh": (-1.0, 1.0)}
 # Targets out of range by at least this share of the output's range make an
@@ -112,9 +97,8 @@ def check(card: dict, labels: Any) -> Problem | None:
     loss = output.get("loss") or card.get("loss")
     if not isinstance(loss, str):
         return None
-    name = normalize_name(loss)
     family = loss_family(loss)
-    sparse = family == "categorical" and "sparse" in name
+    sparse = family == "categorical" and is_sparse(loss)
     out_shape = output.get("shape") if isinstance(output.get("shape"), list) else []
     width = out_shape[-1] if len(out_shape) >= 2 and isinstance(out_shape[-1], int) else 1
     activation = output.get("activation")
@@ -147,7 +131,7 @@ def check(card: dict, labels: Any) -> Problem | None:
         return None
     if family in ("binary", "categorical") and (low < 0 or high > 1):
         return _probability_labels(loss, family, width, low, high, whole, span)
-    if name in _REGRESSION_LOSSES:
+    if loss_task(loss) == TASK_REGRESSION:
         return _target_range(loss, activation, where, low, high, mean, span)
     return None
 

@@ -25,7 +25,9 @@ from tb_stagnation.analysis.stall import (
     KIND_OSCILLATION,
     KIND_PLATEAU,
 )
+from tb_stagnation.overfit import fmt_rate
 from tb_stagnation.summary import tags
+from tb_stagnation.summary.lr_range_record import check_lr_range_record
 
 # "Far below the default": <= 1/100 of Keras's default rate for the optimizer
 # (Adam 1e-3 -> 1e-5, SGD 1e-2 -> 1e-4). At 1/10 it is only a weak hint.
@@ -58,6 +60,63 @@ def _designed_rate_hint(ctx: Context) -> str:
     if working == default_learning_rate(optimizer):
         return ""
     return f"; {optimizer} is meant for {fmt_num(working)}"
+
+
+def _range_test(ctx: Context) -> dict | None:
+    """The run's LR range test record (FORMAT.md `lr_range`), when it is one.
+
+    The reader checked it already; a RunData made by hand is checked here, so
+    a malformed one is ignored rather than trusted.
+    """
+    record = getattr(ctx.run, "lr_range", None)
+    try:
+        check_lr_range_record(record)
+    except (ValueError, TypeError, KeyError):
+        return None
+    return record
+
+
+def _with_range_test(finding: Finding, ctx: Context, rate: float | None, higher: bool) -> Finding:
+    """`finding` with what the run's LR range test found.
+
+    A suggestion that points the way the finding does (a higher rate than the
+    logged one for a rate too small, a lower one for a rate too large) becomes
+    the fix; any other outcome is only reported as what the test found, in its
+    own words. A record never makes a finding by itself.
+    """
+    record = _range_test(ctx)
+    if record is None:
+        return finding
+    epoch = record.get("epoch")
+    # A record without an epoch came from lr_range_test(log_dir=...), which
+    # cannot tell whether the model had trained: say only what is known.
+    when = f"after epoch {epoch}" if epoch is not None else "outside fit()"
+    suggested = record.get("suggested_lr")
+    if record["verdict"] != "suggested" or suggested is None:
+        message = record["message"].strip().rstrip(".")
+        if message:
+            finding.evidence += f" An LR range test run {when} found: {message}."
+        return finding
+    agrees = rate is None or (suggested > rate if higher else suggested < rate)
+    if not agrees:
+        direction = "higher" if higher else "lower"
+        finding.evidence += (
+            f" An LR range test run {when} suggests {fmt_rate(suggested)}, which is not "
+            f"{direction} than the logged {fmt_num(rate)}."
+        )
+        return finding
+    divergence = record.get("divergence_lr")
+    ceiling = (
+        f"the loss diverged above {fmt_rate(divergence)}"
+        if divergence is not None
+        else f"the loss did not diverge up to {fmt_rate(record['max_lr'])}"
+    )
+    finding.evidence += f" An LR range test run {when} suggests {fmt_rate(suggested)}."
+    finding.fix = (
+        f"An LR range test on this model (run {when}) suggests {fmt_rate(suggested)} "
+        f"({ceiling}); restart with that rate. " + finding.fix
+    )
+    return finding
 
 
 def _windows_mask(ctx: Context, kinds: tuple[str, ...]) -> np.ndarray:
@@ -159,7 +218,9 @@ def learning_rate_too_small(ctx: Context) -> Finding | None:
             parts.append(shape)
     epochs = ctx.epochs_of(epochs_mask)
     text = "; ".join(parts)
-    return Finding(
+    # The rate the stall ran at, which a suggestion must exceed to be a raise.
+    stalled_rate = median(lr[epochs_mask]) if lr is not None else ctx.card_learning_rate
+    finding = Finding(
         code="learning_rate_too_small",
         severity=SEVERITY_ERROR,
         confidence=min(confidence, 0.95),
@@ -176,6 +237,7 @@ def learning_rate_too_small(ctx: Context) -> Finding | None:
             "a decay that stops at 1e-5)."
         ),
     )
+    return _with_range_test(finding, ctx, stalled_rate, higher=True)
 
 
 # "The first epoch blew up": its loss at least 10x the constant-predictor loss.
@@ -328,7 +390,7 @@ def learning_rate_too_large(ctx: Context) -> Finding | None:
             kind = "jumps" if unstable.any() else "sits"
             parts.append(f"the loss {kind} between {fmt_num(low)} and {fmt_num(high)}")
     epochs = ctx.epochs_of(mask)
-    return Finding(
+    finding = Finding(
         code="learning_rate_too_large",
         severity=SEVERITY_ERROR,
         confidence=min(confidence, 0.95),
@@ -352,3 +414,4 @@ def learning_rate_too_large(ctx: Context) -> Finding | None:
             "rates are needed."
         ),
     )
+    return _with_range_test(finding, ctx, value, higher=False)

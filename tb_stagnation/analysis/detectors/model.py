@@ -230,8 +230,8 @@ def _trainable_part_updates(ctx: Context, frozen_idx: list[int]) -> bool:
     cols = [i for i in range(ratio.shape[1]) if i not in frozen_idx]
     if not cols:
         return False
-    values = [median(ratio[ctx.stalled, i]) for i in cols]
-    values = [v for v in values if v is not None]
+    medians = [median(ratio[ctx.stalled, i]) for i in cols]
+    values = [v for v in medians if v is not None]
     steps = ctx.steps_per_epoch or 1.0
     return bool(values) and max(values) / steps >= TRAINABLE_UPDATE_PER_STEP
 

@@ -9,10 +9,9 @@ from tb_stagnation.analysis.findings import SEVERITY_ERROR, Finding, detector
 from tb_stagnation.analysis.series import finite_min, fmt_epochs, fmt_num, fmt_pct, median
 from tb_stagnation.summary import tags
 
-# Collapse: >= 99% of the probe predicted as one class (2 of a 256-sample probe
-# may differ), while the labels' majority class is below 90%, so the model is
-# far more concentrated than the data. No prior tool checks this.
-COLLAPSE_TOP_SHARE = 0.99
+# Collapse (Context.collapsed_predictions: >= 99% of the probe predicted as one
+# class) while the labels' majority class is below 90%, so the model is far
+# more concentrated than the data. No prior tool checks this.
 COLLAPSE_MAX_MAJORITY = 0.9
 # Persisting over the last epochs makes it an error even when the loss moves.
 COLLAPSE_TAIL = 3
@@ -20,14 +19,16 @@ COLLAPSE_TAIL = 3
 
 @detector("prediction_collapse")
 def prediction_collapse(ctx: Context) -> Finding | None:
+    # Only the baselines' majority rate gates: a weighted fit (class_weight)
+    # has none, and its weights un-skew the labels, so a collapse is the model's.
+    collapsed = ctx.collapsed_predictions(
+        max_majority=COLLAPSE_MAX_MAJORITY, majority_from_shares=False
+    )
+    if collapsed is None:
+        return None
     top = ctx.s(tags.PRED_TOP_CLASS_SHARE)
-    if top is None or not ctx.baselines.labels_are_classes or ctx.multi_label:
-        return None
     majority = ctx.baselines.majority_rate
-    if majority is not None and majority >= COLLAPSE_MAX_MAJORITY:
-        return None
-    with np.errstate(invalid="ignore"):
-        collapsed = (top >= COLLAPSE_TOP_SHARE) & ctx.sane_epochs()
+    collapsed = collapsed & ctx.sane_epochs()
     if not collapsed.any():
         return None
     tail = np.zeros(ctx.n, dtype=bool)

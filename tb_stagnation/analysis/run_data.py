@@ -1,7 +1,8 @@
 """`RunData`: one logical run, as the analysis sees it.
 
-The reader fills it from TensorBoard's data provider; the analysis reads only
-this, so it never touches TensorBoard and is testable on plain arrays.
+The analysis's input contract, so it lives with the analysis: the reader fills
+it from TensorBoard's data provider, and the analysis reads only this, so it
+never touches TensorBoard and is testable on plain arrays.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ class RunData:
         class_counts: float64 [E, K] label histogram per epoch, or None.
         model_card: the newest model card (FORMAT.md), or None.
         preflight: the newest pre-flight record (FORMAT.md), or None.
+        lr_range: the newest LR range test record (FORMAT.md `lr_range`: the
+            test's verdict, suggestion and curve, and the `epoch` after which
+            it ran, null before training), as stored; None when none was
+            logged or it was unreadable (a note then says so).
         updated: wall time (s) of the newest value in the run, 0 if none.
         notes: things a reader of the report should know (skipped data, newer
             format versions, truncated files).
@@ -58,6 +63,7 @@ class RunData:
     class_counts: np.ndarray | None = None
     model_card: dict[str, Any] | None = None
     preflight: dict[str, Any] | None = None
+    lr_range: dict[str, Any] | None = None
     updated: float = 0.0
     notes: list[str] = field(default_factory=list)
     error: str | None = None

@@ -1,0 +1,97 @@
+"""Every private TensorBoard attribute the package reads or replaces.
+
+Checked against TensorBoard 2.16.2 and 2.21.0 (the two venvs CI runs). Never
+imports TensorFlow: the tab and the CLI load this without it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import threading
+import types
+from typing import Any
+
+# The module `tensor_size_module` returns, and the function in it.
+_MULTIPLEXER_PROVIDER = "tensorboard.backend.event_processing.data_provider"
+TENSOR_SIZE = "_tensor_size"
+_NOTF = "tensorboard.compat.notf"
+_notf_lock = threading.Lock()
+
+
+def request_handler_class() -> type[Any] | None:
+    """`tensorboard.program._WSGIRequestHandler`: the HTTP handler of `tensorboard`.
+
+    Why: a request line over 64 KiB (or an oversized header) is refused by its
+    `send_error` with an HTML page before any plugin sees it; for our routes
+    plugin/server_errors.py makes that page JSON, as http_api.md promises.
+    Checked: TensorBoard 2.16.2 and 2.21.0.
+    Without it: None; those few refusals stay HTML.
+    """
+    try:
+        from tensorboard import program
+    except ImportError:
+        return None
+    handler = getattr(program, "_WSGIRequestHandler", None)
+    return handler if isinstance(handler, type) else None
+
+
+def tensor_size_module() -> types.ModuleType | None:
+    """The loaded `tensorboard.backend.event_processing.data_provider`, which has
+    `_tensor_size(tensor_proto)`, or None.
+
+    Why: the Python loader's `read_blob_sequences` makes one reference per
+    element a tensor's shape claims, through this module function; a file
+    claiming 10^12 elements would exhaust memory. reader/decode_bounds.py
+    wraps it to check the claim first.
+    Checked: TensorBoard 2.16.2 and 2.21.0.
+    Without it: None; blob sequences are not bounded (scalars and tensors
+    still are, through the public `tensor_util.make_ndarray`).
+    Only a module somebody already imported is returned: importing it here
+    could pull in TensorFlow, which the CLI avoids.
+    """
+    module = sys.modules.get(_MULTIPLEXER_PROVIDER)
+    if module is None or not callable(getattr(module, TENSOR_SIZE, None)):
+        return None
+    return module
+
+
+def event_file_handle(writer: Any) -> Any:
+    """`EventFileWriter._general_file_writer`: the open file under TensorBoard's writer.
+
+    Why: after a failed write, the writer raises on its final flush before it
+    closes the file; the summary writer closes the file itself then.
+    Checked: TensorBoard 2.16.2 and 2.21.0. Without it: None (the file is
+    closed when the process ends).
+    """
+    return getattr(writer, "_general_file_writer", None)
+
+
+def resolve_tensorflow_stub() -> None:
+    """Make `tensorboard.compat.tf` the pure-Python stub, without leaving any
+    `sys.modules` entry behind.
+
+    Why: TensorBoard's compat layer imports TensorFlow (2-3 s, 500 MB) when it
+    can, the first time anything touches `tensorboard.compat.tf`; a registered
+    `tensorboard.compat.notf` module is TensorBoard's own switch for its stub,
+    which reads local event files just as well. The switch is read once, when
+    the lazy module resolves, so it is registered only for that resolution and
+    removed again: nothing outlives this call but TensorBoard's own memo.
+    Checked: TensorBoard 2.16.2 and 2.21.0 (`compat/__init__.py`).
+    Without it (a TensorBoard that resolves differently): TensorFlow may be
+    imported, which is slower but correct. A `tf` already resolved (for
+    instance to TensorFlow, imported by the user) is left as it is.
+    """
+    with _notf_lock:
+        added = _NOTF not in sys.modules
+        if added:
+            sys.modules[_NOTF] = types.ModuleType("notf")
+        try:
+            compat = importlib.import_module("tensorboard.compat")
+            # Any attribute lookup resolves the lazy module once, memoized.
+            getattr(compat.tf, "__version__", None)
+        except Exception:  # noqa: BLE001 - resolving is an optimisation only
+            pass
+        finally:
+            if added:
+                sys.modules.pop(_NOTF, None)
