@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 import time
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from tb_stagnation.names import printable as _printable
 from tb_stagnation.names import shorten
@@ -48,7 +48,7 @@ class _UsageError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would sys.exit(2) itself
+    def error(self, message: str) -> NoReturn:  # argparse would sys.exit(2) itself
         raise _UsageError(message)
 
 

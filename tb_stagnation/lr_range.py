@@ -14,8 +14,9 @@ The curve is read twice. While sweeping, a bias-corrected exponential moving
 average of the loss (fastai's, beta 0.98) decides when to stop: when it exceeds
 `DIVERGE_FACTOR` (4) times the best value so far, or a loss is NaN/Inf. That
 average lags the loss by tens of steps, which at 100 steps over eight decades
-would move the steepest point by a decade or more; so the suggestion is read
-from a centred smoothing of the loss over log(rate) (a Gaussian kernel of
+would move the steepest point by a decade or more; so the suggestion, and the
+divergence rate we report (where that curve first exceeds the same limit), are
+read from a centred smoothing of the loss over log(rate) (a Gaussian kernel of
 `SMOOTH_DECADES`), which has no lag.
 
 The suggestion is the steepest descent of that curve before its minimum
@@ -406,12 +407,15 @@ def _sweep(
             average = EMA_BETA * average + (1 - EMA_BETA) * loss
             debiased = average / (1 - EMA_BETA ** (index + 1))
             best = min(best, debiased)
-            # 4x the best for a positive loss; the same distance for losses that can go negative.
-            limit = best + (DIVERGE_FACTOR - 1) * max(abs(best), 1e-12)
-            if index >= WARMUP_STEPS and debiased > limit:
+            if index >= WARMUP_STEPS and debiased > _diverged_above(best):
                 result.divergence_lr = float(rate)
                 break
     result.reference_loss = labels.reference(copy.loss)
+
+
+def _diverged_above(best: float) -> float:
+    """4x the best for a positive loss; the same distance for losses that can go negative."""
+    return best + (DIVERGE_FACTOR - 1) * max(abs(best), 1e-12)
 
 
 def _has_nonfinite(batch: tuple[Any, Any, Any]) -> bool:
@@ -515,6 +519,13 @@ def _judge(result: LRRangeResult) -> None:
     usable_rates = rates[finite]
     lowest = int(np.nanargmin(usable))
     result.min_loss_lr = float(usable_rates[lowest])
+    # The stop rule's average lags the loss by a decade or more of the rate:
+    # the rate we name is where the lag-free curve crossed the same limit.
+    crossed = np.flatnonzero(usable[lowest:] > _diverged_above(float(usable[lowest])))
+    if crossed.size:
+        crossed_lr = float(usable_rates[lowest + int(crossed[0])])
+        if result.divergence_lr is None or crossed_lr < result.divergence_lr:
+            result.divergence_lr = crossed_lr
     start = float(usable[0])
     if result.reference_loss is not None:
         start = min(start, result.reference_loss)

@@ -448,7 +448,7 @@ def compile_copy(model: Any, copy: Any, optimizer: Any, loss: Any, metrics: list
 
 def _one_unit_categorical(loss: Any, ys: Any) -> bool:
     family, sparse, _ = _loss_kind(loss)
-    shape = np.shape(ys) if not isinstance(ys, (list, tuple, dict)) else ()
+    shape: tuple[int, ...] = np.shape(ys) if not isinstance(ys, (list, tuple, dict)) else ()
     return family == "categorical" and not sparse and len(shape) >= 2 and shape[-1] == 1
 
 

@@ -218,8 +218,7 @@ ROUTES_SCRIPT = textwrap.dedent(
     """
     import json, sys, urllib.parse
     from plugin_support import ServedPlugin
-    from tb_stagnation.analysis.report import analyze_run
-    served = ServedPlugin(sys.argv[1], analyze=analyze_run)
+    served = ServedPlugin(sys.argv[1])
     runs = served.get("/runs")
     out = {"runs": [runs.status_code, json.loads(runs.data)], "routes": {}}
     for row in out["runs"][1].get("runs", []):

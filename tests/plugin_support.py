@@ -121,42 +121,10 @@ def train_keras_run(log_dir: str, epochs: int = 3) -> None:
     )
 
 
-def fake_report(run) -> dict:
-    """A report of the documented shape, for tests that are about the routes."""
-    loss = run.scalar("logs/loss")
-    stalled = [] if loss is None else [int(e) for e, v in zip(run.epochs, loss) if v > 1.0]
-    return {
-        "run": run.name,
-        "source": run.source,
-        "epochs": run.num_epochs,
-        "healthy": not stalled,
-        "stalled_epochs": stalled,
-        "findings": [
-            {
-                "code": "stalled",
-                "severity": "error",
-                "confidence": 0.9,
-                "epochs": stalled,
-                "layers": list(run.layer_names),
-                "evidence": "flat",
-                "fix": "raise lr",
-                "title": "Stalled",
-            }
-        ]
-        if stalled
-        else [],
-        "stall_windows": [],
-        "baselines": {"constant_loss": math.log(3), "majority_rate": None, "loss_kind": None},
-        "notes": list(run.notes),
-    }
+def plugin_analyze():
+    """What the plugin analyses a run with (the function `analyze()` uses)."""
+    from tb_stagnation.plugin.stagnation_plugin import analyze_run
 
-
-def real_or_fake_analyze():
-    """helper-3's `analyze_run` once it exists, else `fake_report`."""
-    try:
-        from tb_stagnation.analysis.report import analyze_run
-    except ImportError:
-        return fake_report
     return analyze_run
 
 
@@ -178,7 +146,7 @@ class ServedPlugin:
         self.multiplexer.Reload()
         provider = data_provider.MultiplexerDataProvider(self.multiplexer, logdir)
         context = base_plugin.TBContext(data_provider=provider, logdir=logdir)
-        self.plugin = StagnationPlugin(context, analyze=analyze or real_or_fake_analyze())
+        self.plugin = StagnationPlugin(context, analyze=analyze or plugin_analyze())
         self.app = application.TensorBoardWSGI(
             [self.plugin], data_provider=provider, path_prefix=path_prefix
         )

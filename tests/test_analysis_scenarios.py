@@ -32,7 +32,8 @@ BOTH = "lr_schedule_kill"
 
 @pytest.fixture(scope="session")
 def scenario_logdir(tmp_path_factory):
-    pytest.importorskip("tensorflow")
+    import tensorflow  # noqa: F401 - the scenarios train: fail loudly without it
+
     root = tmp_path_factory.mktemp("scenarios")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Keras's "no trainable weights", tf.data shuffle

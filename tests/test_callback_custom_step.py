@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import warnings
 
+import keras
 import numpy as np
-import pytest
+import tensorflow as tf
 from callback_support import read_run
 
 from tb_stagnation.analysis.api import analyze
 from tb_stagnation.summary import tags
-
-keras = pytest.importorskip("keras")
-tf = pytest.importorskip("tensorflow")
 
 
 def _model(use_compute_loss: bool):

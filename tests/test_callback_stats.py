@@ -12,42 +12,31 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from tb_stagnation.callback import epoch_stats, model_info
-from tb_stagnation.callback.graph_recorder import (
-    D_BATCHES,
-    D_COUNT,
-    D_SPREAD_COUNT,
-    D_SPREAD_M2,
-    D_SPREAD_Q,
-    D_SPREAD_SUM,
-    D_SUM,
-    DATA_HEAD,
-    LabelPlan,
-    Readout,
-    grad_layout,
-)
+from tb_stagnation.callback.graph_recorder import LabelPlan, Readout
+from tb_stagnation.callback.state_fields import StateLayout
 from tb_stagnation.summary import tags
 
 
 def _readout(
     grad=None, data=None, maxima=None, replicas=1, layers=2, label_width=0, gradient_replicas=None
 ):
+    layout = StateLayout.for_shape(layers, label_width)
     return Readout(
-        grad=np.zeros(4 * (layers + 1) + 1) if grad is None else grad,
-        data=np.zeros(DATA_HEAD + label_width) if data is None else data,
-        maxima=np.zeros(2) if maxima is None else maxima,
+        grad=layout.zeros("grad") if grad is None else grad,
+        data=layout.zeros("data") if data is None else data,
+        maxima=layout.zeros("maxima") if maxima is None else maxima,
         replicas=replicas,
         gradient_replicas=replicas if gradient_replicas is None else gradient_replicas,
     )
 
 
 def test_gradient_stats_average_finite_steps_and_count_nonfinite_entries():
-    layout = grad_layout(2)
-    grad = np.zeros(4 * 3 + 1)
-    grad[layout["norm_sum"]] = [3.0, 0.0, 5.0]  # layer 1 had only non-finite steps
-    grad[layout["finite_steps"]] = [3.0, 0.0, 2.0]
-    grad[layout["nonfinite"]] = [0.0, 10.0, 10.0]
-    grad[layout["entries"]] = [300.0, 40.0, 340.0]
-    grad[layout["steps"]] = [6.0]  # two replicas x three steps
+    grad = StateLayout.for_shape(2).zeros("grad")
+    grad["norm_sum"] = [3.0, 0.0, 5.0]  # layer 1 had only non-finite steps
+    grad["finite_steps"] = [3.0, 0.0, 2.0]
+    grad["nonfinite"] = [0.0, 10.0, 10.0]
+    grad["entries"] = [300.0, 40.0, 340.0]
+    grad["measured_steps"] = 6.0  # two replicas x three steps
     scalars, layers = epoch_stats.gradient_stats(_readout(grad=grad, replicas=2), 2)
     assert scalars[tags.GRAD_STEPS] == 3.0
     # All-reduced gradients: replica 0 alone measured six steps.
@@ -95,23 +84,25 @@ def test_weight_stats_per_layer_and_global():
 )
 def test_input_statistics_combine_batches_like_numpy(batches, offset):
     # What record_data adds per (measured) batch, in float32 as on the device.
-    data = np.zeros(DATA_HEAD)
+    layout = StateLayout.for_shape(2)
+    data = layout.zeros("data")
     for batch in batches:
         values = (batch + np.float32(offset)).astype(np.float32)
         size = values.size
         total = np.float32(values.sum(dtype=np.float32))
         m2 = np.square(values - total / size, dtype=np.float32).sum(dtype=np.float32)
-        data[D_BATCHES] += 1
-        data[D_SUM] += float(total)
-        data[D_COUNT] += size
-        data[D_SPREAD_SUM] += float(total)
-        data[D_SPREAD_M2] += float(m2)
-        data[D_SPREAD_Q] += float(total) ** 2 / size
-        data[D_SPREAD_COUNT] += size
+        data["batches"] += 1
+        data["input_sum"] += float(total)
+        data["input_count"] += size
+        data["spread_sum"] += float(total)
+        data["spread_m2"] += float(m2)
+        data["spread_q"] += float(total) ** 2 / size
+        data["spread_count"] += size
     everything = np.concatenate(
         [(b + np.float32(offset)).astype(np.float32).ravel() for b in batches]
     )
-    readout = _readout(data=data, maxima=np.array([1.0, 1.0]))
+    maxima = layout.view("maxima", np.array([1.0, 1.0]))
+    readout = _readout(data=data, maxima=maxima)
     scalars, _ = epoch_stats.data_stats(readout, None)
     expected_mean = everything.mean(dtype=np.float64)
     assert scalars[tags.INPUT_MEAN] == pytest.approx(expected_mean, rel=1e-5, abs=1e-2)
@@ -122,8 +113,8 @@ def test_input_statistics_combine_batches_like_numpy(batches, offset):
 
 
 def test_input_spread_is_absent_without_a_measured_step():
-    data = np.zeros(DATA_HEAD)
-    data[[D_BATCHES, D_SUM, D_COUNT]] = [2, 10.0, 5]
+    data = StateLayout.for_shape(2).zeros("data")
+    data["batches"], data["input_sum"], data["input_count"] = 2, 10.0, 5
     scalars, _ = epoch_stats.data_stats(_readout(data=data), None)
     assert scalars[tags.INPUT_MEAN] == 2.0
     assert tags.INPUT_STD not in scalars and tags.INPUT_MAX_ABS not in scalars
@@ -148,10 +139,89 @@ def test_regression_label_baseline_is_the_mean_per_dimension_variance():
 
 def test_class_counts_come_from_the_label_block():
     plan = LabelPlan(0, ("out",), model_info.TASK_CLASSIFICATION, 3, True, 1)
-    data = np.zeros(DATA_HEAD + 3)
-    data[DATA_HEAD:] = [4, 0, 2]
+    data = StateLayout.for_shape(2, label_width=3).zeros("data")
+    data["labels"] = [4, 0, 2]
     _, counts = epoch_stats.data_stats(_readout(data=data, label_width=3), plan)
     np.testing.assert_array_equal(counts, [4, 0, 2])
+
+
+def test_state_layout_is_computed_from_the_declarations():
+    layout = StateLayout.for_shape(2, label_width=3)
+    # Blocks in declaration order, fields in order within them.
+    assert [layout.span(b) for b in ("data", "grad", "counters", "maxima", "batch")] == [
+        slice(0, 11),
+        slice(11, 24),
+        slice(24, 27),
+        slice(27, 29),
+        slice(29, 32),
+    ]
+    assert layout.size == 32
+    assert layout.index("spread_count") == 7 and layout.span("labels") == slice(8, 11)
+    assert layout.span("norm_sum") == slice(11, 14) and layout.index("measured_steps") == 23
+    assert [layout.index(n) for n in ("step", "ring_count", "probe_count")] == [24, 25, 26]
+    assert layout.index("last_grad_step") == 31
+    with pytest.raises(ValueError, match="not a scalar"):
+        layout.index("entries")
+    assert StateLayout.for_shape(0).span("data") == slice(0, 8)  # no label block
+
+
+def test_state_initial_values_and_epoch_reset_follow_the_declared_policies():
+    layout = StateLayout.for_shape(1)
+    initial = layout.initial()
+    np.testing.assert_array_equal(initial[layout.span("batch")], [np.nan, np.nan, -1.0])
+    assert not np.any(initial[: layout.span("batch").start])
+    state = np.arange(layout.size, dtype=np.float64) + 1.0
+    reset = layout.reset_epoch(state)
+    kept = [layout.index("probe_count")] + list(range(layout.size)[layout.span("batch")])
+    for position in range(layout.size):
+        assert reset[position] == (state[position] if position in kept else 0.0)
+    assert state[0] == 1.0  # the input is not modified
+
+
+def test_block_views_read_fields_by_name_and_combine_replicas_by_policy():
+    layout = StateLayout.for_shape(1)
+    first, second = layout.initial(), layout.initial()
+    first[layout.span("grad")] = np.arange(layout.width("grad"))
+    second[layout.span("grad")] = 10.0
+    first[layout.span("maxima")] = [3.0, 32.0]
+    second[layout.span("maxima")] = [5.0, 16.0]
+    first[layout.index("last_loss")] = 0.5
+    grad = layout.combine("grad", [first, second])
+    np.testing.assert_array_equal(grad.norm_sum, [10.0, 11.0])
+    assert grad.measured_steps == 18.0 and np.ndim(grad.measured_steps) == 0
+    maxima = layout.combine("maxima", [first, second])
+    assert (maxima.max_abs, maxima.largest_batch) == (5.0, 32.0)
+    assert layout.combine("batch", [first, second]).last_loss == 0.5
+    with pytest.raises(ValueError, match="per replica"):
+        layout.combine("counters", [first, second])
+    with pytest.raises(AttributeError):
+        _ = grad.batches  # a field of another block
+
+
+def test_every_block_names_a_decoder_that_exists():
+    from tb_stagnation.callback import graph_recorder, state_fields
+
+    modules = {"epoch_stats": epoch_stats, "GraphRecorder": graph_recorder.GraphRecorder}
+    for block in state_fields.BLOCKS:
+        owner, name = block.decoded_by.split(".")
+        assert callable(getattr(modules[owner], name)), block.decoded_by
+
+
+def test_pack_checks_names_and_widths_at_trace_time_without_an_op_of_its_own():
+    import tensorflow as tf
+
+    layout = StateLayout.for_shape(1)
+    maxima = tf.constant([1.0, 2.0], tf.float64)
+    assert layout.pack(tf, "maxima", (("max_abs", "largest_batch"), maxima)) is maxima
+    with pytest.raises(ValueError, match="declared"):
+        layout.pack(tf, "maxima", (("largest_batch", "max_abs"), maxima))
+    with pytest.raises(ValueError, match="width"):
+        layout.pack(tf, "maxima", (("max_abs", "largest_batch"), tf.zeros([3], tf.float64)))
+    # The label field has width 0 here and may be left out.
+    head = tf.zeros([4], tf.float64)
+    names = ("batches", "samples", "input_sum", "input_count")
+    spread = ("spread_sum", "spread_m2", "spread_q", "spread_count")
+    assert layout.pack(tf, "data", (names, head), (spread, head)).shape == (8,)
 
 
 def test_distinct_batches_per_replica_and_rounding():

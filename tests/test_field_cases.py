@@ -30,7 +30,8 @@ CASES = all_cases()
 
 @pytest.fixture(scope="module")
 def corpus_logdir(tmp_path_factory):
-    pytest.importorskip("tensorflow")
+    import tensorflow  # noqa: F401 - the scenarios train: fail loudly without it
+
     saved = os.environ.get("TB_STAGNATION_CORPUS_LOGDIR")
     if saved:
         return saved

@@ -553,7 +553,7 @@ def test_lr_range_test_chart(tab, server):
     assert captions[0] == record["message"]
     epoch = record["epoch"]
     assert captions[1].startswith(
-        "ran before training" if epoch is None else f"ran after epoch {epoch}"
+        "ran outside fit()" if epoch is None else f"ran after epoch {epoch}"
     )
     # A tooltip like the other charts', headed by the rate under the cursor.
     plot = chart.locator(".u-over")

@@ -531,7 +531,7 @@ def test_routes_answer_anything_with_json(files):
     run answers 200 with strict JSON, `/series` aligned on its epochs."""
     with tempfile.TemporaryDirectory(prefix="tb_stagnation_fuzz_") as root:
         _write_logdir(root, files)
-        served = ServedPlugin(root, analyze=analyze_run)
+        served = ServedPlugin(root)
         rows = _strict_json(served.get("/runs").data)["runs"]
         for row in rows:
             assert row["status"] != "error", row

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import warnings
 
+import keras
 import numpy as np
 import pytest
 
 from tb_stagnation.analysis.api import analyze
-
-keras = pytest.importorskip("keras")
 
 pytestmark = pytest.mark.slow
 

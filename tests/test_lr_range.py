@@ -409,3 +409,19 @@ def test_exported_lazily_from_the_package():
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_divergence_rate_named_is_where_the_curve_shown_blows_up():
+    """The stop rule's moving average lags the loss by a decade of the rate; the
+    rate the message names (and the tab marks) must be where the plotted,
+    lag-free curve first passes 4x its lowest value, not where the sweep stopped."""
+    model, x, y = scenario("learning_rate_too_small")
+    result = lr_range_test(model, x, y)
+    assert result.verdict == "suggested" and result.divergence_lr is not None, result
+    smoothed = np.asarray(result.smoothed)
+    at = result.learning_rates.index(result.divergence_lr)
+    lowest = int(np.nanargmin(smoothed[:at]))
+    limit = 4 * smoothed[lowest]
+    assert smoothed[at] > limit, (result.divergence_lr, smoothed[at], limit)
+    assert not (smoothed[lowest:at] > limit).any(), "it blew up at a lower rate than named"
+    assert f"diverges above {fmt_rate(result.divergence_lr)}" in str(result)

@@ -8,7 +8,7 @@ import pytest
 from plugin_support import (
     HOSTILE_NAMES,
     ServedPlugin,
-    real_or_fake_analyze,
+    plugin_analyze,
     train_keras_run,
     write_callback_run,
 )
@@ -53,7 +53,7 @@ def quoted(run: str) -> str:
 def expected_report(served, run: str) -> dict:
     """What the analysis says about the same data, read the same way."""
     reader = ProviderReader(served.plugin._data_provider)
-    report = real_or_fake_analyze()(reader.read_run(run))
+    report = plugin_analyze()(reader.read_run(run))
     return json.loads(jsonable.dumps(jsonable.to_jsonable(report)))
 
 

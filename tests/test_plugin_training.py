@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import numpy as np
 import pytest
-from plugin_support import ServedPlugin, real_or_fake_analyze
+from plugin_support import ServedPlugin, plugin_analyze
 
 from tb_stagnation.plugin import jsonable
 from tb_stagnation.reader.provider_reader import ProviderReader
@@ -77,7 +77,7 @@ def served(logdir):
 
 def analysis_of(served, run: str) -> dict:
     reader = ProviderReader(served.plugin._data_provider)
-    report = real_or_fake_analyze()(reader.read_run(run))
+    report = plugin_analyze()(reader.read_run(run))
     return json.loads(jsonable.dumps(jsonable.to_jsonable(report)))
 
 

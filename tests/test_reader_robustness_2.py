@@ -32,7 +32,6 @@ from tensorboard.backend.event_processing import data_provider, plugin_event_mul
 
 from tb_stagnation import cli
 from tb_stagnation.analysis.api import run_report
-from tb_stagnation.analysis.report import analyze_run
 from tb_stagnation.plugin.analyses import RunAnalyses
 from tb_stagnation.reader.logdir import _data_server_binary, open_logdir
 from tb_stagnation.reader.provider_reader import ProviderReader
@@ -174,7 +173,7 @@ def test_an_exception_while_reading_one_run_stays_with_that_run(tmp_path):
     # /runs: the row of that run says `error`, the other is analysed.
     rows = {
         row["run"]: row
-        for row in RunAnalyses(analyze_run).runs(ProviderReader(provider), "")["runs"]
+        for row in RunAnalyses(run_report).runs(ProviderReader(provider), "")["runs"]
     }
     assert rows["broken"]["status"] == "error" and "MemoryError" in rows["broken"]["error"]
     assert rows["healthy"]["status"] == "healthy"
@@ -206,7 +205,7 @@ def test_backslash_run_names_with_both_loaders(tmp_path, use_data_server):
 @pytest.mark.skipif(os.sep == "\\", reason="a backslash separates folders on Windows")
 def test_backslash_run_names_in_the_routes(tmp_path):
     _backslash_logdir(str(tmp_path))
-    served = ServedPlugin(str(tmp_path), analyze=analyze_run)
+    served = ServedPlugin(str(tmp_path))
     rows = served.get_json("/runs")["runs"]
     assert [row["run"] for row in rows] == ["back\\slash"]
     report = served.get_json("/report?run=back%5Cslash")

@@ -370,7 +370,7 @@ def test_non_finite_everywhere_is_read_and_analysed(non_finite_logdir, use_data_
 
 
 def test_non_finite_everywhere_through_the_routes(non_finite_logdir):
-    served = ServedPlugin(str(non_finite_logdir), analyze=analyze_run)
+    served = ServedPlugin(str(non_finite_logdir))
     rows = {row["run"]: row for row in strict_json(served.get("/runs").data)["runs"]}
     assert {row["status"] for row in rows.values()} == {"stalled"}
     for name in ("all", "keras"):
@@ -473,7 +473,7 @@ def test_twenty_clients_while_a_run_is_written(tmp_path):
     for epoch in range(3):
         write_live_epoch(writer, epoch)
     writer.flush()
-    served = ServedPlugin(str(tmp_path), analyze=analyze_run)
+    served = ServedPlugin(str(tmp_path))
     final_epochs = 40
     done = threading.Event()
     failures: list[str] = []
@@ -706,7 +706,7 @@ def test_an_epoch_loaded_in_two_halves_is_not_cached_torn(tmp_path):
         write_live_epoch(writer, epoch)
     writer.write_step(3, scalars={tags.logs_tag("loss"): expected_loss(3)}, wall_time=1.7e9 + 3)
     writer.flush()
-    served = ServedPlugin(str(tmp_path), analyze=analyze_run)
+    served = ServedPlugin(str(tmp_path))
     half = strict_json(served.get("/series?run=live").data)
     assert half["epochs"] == [0, 1, 2]  # the half-loaded epoch is held back, not shown torn
     write_live_epoch(writer, 3)  # the rest of epoch 3: same step, same wall time
@@ -780,7 +780,7 @@ QUERIES = [
 def served_ok(tmp_path_factory):
     root = tmp_path_factory.mktemp("queries")
     write_callback_run(str(root / "ok"))
-    return ServedPlugin(str(root), analyze=analyze_run)
+    return ServedPlugin(str(root))
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=range(len(QUERIES)))
@@ -835,9 +835,7 @@ def test_an_epoch_loaded_between_two_reads_is_not_a_torn_epoch(tmp_path):
         written[0] += 1
 
     provider = ReloadBeforeTensorReads(multiplexer, str(tmp_path), load_one_more_epoch)
-    plugin = StagnationPlugin(
-        base_plugin.TBContext(data_provider=provider, logdir=str(tmp_path)), analyze=analyze_run
-    )
+    plugin = StagnationPlugin(base_plugin.TBContext(data_provider=provider, logdir=str(tmp_path)))
     client = werkzeug_test.Client(application.TensorBoardWSGI([plugin], data_provider=provider))
     for _ in range(4):
         for route in ("/series?run=live", "/report?run=live", "/runs"):
@@ -877,6 +875,6 @@ def test_an_undecodable_value_costs_its_tag_not_the_logdir(tmp_path, use_data_se
     if not use_data_server:  # the Rust data server drops such values when loading
         assert any("logs/odd" in note and "could not decode" in note for note in odd.notes)
     assert "logs/odd" not in odd.scalars or not odd.scalar_present["logs/odd"].any()
-    served = ServedPlugin(str(tmp_path), analyze=analyze_run)
+    served = ServedPlugin(str(tmp_path))
     rows = {row["run"]: row for row in strict_json(served.get("/runs").data)["runs"]}
     assert rows["odd"]["epochs"] == rows["good"]["epochs"] == 4

@@ -106,7 +106,7 @@ export type LrRangeVerdict = "suggested" | "never_falls" | "diverges_at_start" |
 
 /** The run's learning-rate range test (`lr_range_test(..., log_dir=)`), one point per step. */
 export interface LrRange {
-  /** The epoch after which the test ran; null: before training. */
+  /** The epoch after which the test ran; null: run outside fit() (by `lr_range_test(log_dir=...)`). */
   epoch: number | null;
   verdict: LrRangeVerdict;
   suggestedLr: number | null;

@@ -207,9 +207,9 @@ export function formatRate(rate: number): string {
   return `${mantissa.replace(/\.?0+$/, "")}e${Number(exponent)}`;
 }
 
-/** "ran after epoch 4" / "ran before training". */
+/** "ran after epoch 4" / "ran outside fit()" (a standalone test may come before or after training). */
 export function whenRan(r: LrRange): string {
-  return r.epoch === null ? "ran before training" : `ran after epoch ${r.epoch}`;
+  return r.epoch === null ? "ran outside fit()" : `ran after epoch ${r.epoch}`;
 }
 
 /**

@@ -35,7 +35,7 @@ test("the lr_range record is read field by field, NaN kept as evidence", () => {
   assert.equal(r.smoothed[8], null);
   assert.equal(r.nonfiniteData, false);
   assert.equal(whenRan(r), "ran after epoch 4");
-  assert.equal(whenRan({ ...r, epoch: null }), "ran before training");
+  assert.equal(whenRan({ ...r, epoch: null }), "ran outside fit()");
   assert.equal(normalizeLrRange(null), null);
   // An unknown verdict or a short list degrades instead of breaking the tab.
   const odd = normalizeLrRange({ verdict: "new_kind", learning_rates: [1e-3, 1e-2], losses: [1] });

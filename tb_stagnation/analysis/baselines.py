@@ -182,7 +182,12 @@ def labels_outside_classes(family: str | None, labels: Any) -> str | None:
     if family not in ("binary", "categorical") or not isinstance(labels, dict):
         return None
     low, high = labels.get("min"), labels.get("max")
-    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (low, high)):
+    if not (
+        isinstance(low, (int, float))
+        and math.isfinite(low)
+        and isinstance(high, (int, float))
+        and math.isfinite(high)
+    ):
         return None
     if family == "binary" and (low < 0 or high > 1):
         return f"the labels range over {low:g} to {high:g}, not the 0/1 of a binary loss"
@@ -282,6 +287,7 @@ def estimate_from_curve(base: Baselines, loss: np.ndarray) -> None:
     ks = {nearest_ln_k(float(v)) for v in finite[-3:]}
     if len(ks) == 1 and None not in ks:
         k = ks.pop()
+        assert k is not None  # `None not in ks` above
         base.constant_loss = math.log(k)
         base.loss_kind = LOSS_KIND_CROSSENTROPY
         base.source = "estimated"
@@ -405,7 +411,8 @@ def for_summed_loss(
     accuracy references go either way: Keras logs one accuracy per output.
     """
     stats_output = card.get("stats_output")
-    outputs = card.get("outputs") if isinstance(card.get("outputs"), list) else []
+    logged_outputs = card.get("outputs")
+    outputs = logged_outputs if isinstance(logged_outputs, list) else []
     by_name = {o.get("name"): o for o in outputs if isinstance(o, dict)}
     exact = base.constant_loss if base.source == "labels" else None
     shown = ", ".join(shorten(name, 40) for name in heads)
@@ -414,9 +421,11 @@ def for_summed_loss(
 
     parts: list[tuple[str, float, bool]] = []  # (output, its constant loss, exact)
     reason = None
-    if any(head_losses.get(head) is None for head in heads):
+    curves = [head_losses.get(head) for head in heads]
+    logged = [curve for curve in curves if curve is not None]
+    if len(logged) < len(curves):
         reason = "not every output's own loss was logged"
-    elif not _plain_sum(total, [head_losses[head] for head in heads]):
+    elif not _plain_sum(total, logged):
         reason = (
             "it is not the plain sum of the outputs' logged losses (loss_weights, or extra "
             "loss terms such as regularisation)"
@@ -466,10 +475,10 @@ def for_summed_loss(
         + ")"
         for head, value, is_exact in parts
     )
-    bound = (
+    bound_note = (
         "" if all_exact else " (an upper bound: a uniform guess is the baseline of balanced labels)"
     )
     base.notes.append(
         intro + "their sum, so the constant-predictor loss it is compared with is the sum of "
-        f"theirs: {terms} = {fmt(base.constant_loss)}{bound}."
+        f"theirs: {terms} = {fmt(base.constant_loss)}{bound_note}."
     )

@@ -203,7 +203,7 @@ class Context:
         return masks, from_reader
 
     def _valid_series(self, mapping: Any, total: int) -> dict[str, np.ndarray]:
-        out = {}
+        out: dict[str, np.ndarray] = {}
         if not isinstance(mapping, dict):
             return out
         for tag, values in mapping.items():
@@ -218,7 +218,7 @@ class Context:
         return out
 
     def _valid_matrices(self, mapping: Any, total: int) -> dict[str, np.ndarray]:
-        out = {}
+        out: dict[str, np.ndarray] = {}
         if not isinstance(mapping, dict):
             return out
         for tag, values in mapping.items():

@@ -130,6 +130,18 @@ def preflight_block(
     lines = [f"tb_stagnation pre-flight: {head} (checked {seen}):"]
     for finding in findings:
         lines.extend(finding_lines(finding, compact=True))
+        # The pre-flight's 20-sample test of the fix ("Checked: with ... this
+        # model fits 20 samples in 40 steps"), or a hint that it could run one.
+        note = finding.get("checked") or finding.get("check_hint")
+        if isinstance(note, str) and note:
+            lines.extend(
+                textwrap.wrap(
+                    printable(note),
+                    CONSOLE_WIDTH,
+                    initial_indent="    ",
+                    subsequent_indent="    ",
+                )
+            )
     if where:
         lines.append(f"  (logged for the Stagnation tab and `tb-stagnation report` in {where})")
     return "\n".join(lines)

@@ -12,20 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tb_stagnation.callback.graph_recorder import (
-    D_BATCHES,
-    D_COUNT,
-    D_SPREAD_COUNT,
-    D_SPREAD_M2,
-    D_SPREAD_Q,
-    D_SPREAD_SUM,
-    D_SUM,
-    DATA_HEAD,
-    M_MAX_ABS,
-    LabelPlan,
-    Readout,
-    grad_layout,
-)
+from tb_stagnation.callback.graph_recorder import LabelPlan, Readout
 from tb_stagnation.callback.model_info import TASK_BINARY, TASK_CLASSIFICATION, TASK_REGRESSION
 from tb_stagnation.summary import tags
 
@@ -40,12 +27,15 @@ def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
 
 
 def gradient_stats(readout: Readout, num_layers: int) -> tuple[dict, dict]:
-    """Scalars and per-layer vectors of the gradients measured this epoch."""
-    blocks = {name: readout.grad[s] for name, s in grad_layout(num_layers).items()}
-    mean_norms = _ratio(blocks["norm_sum"], blocks["finite_steps"])
-    nonfinite = _ratio(blocks["nonfinite"], blocks["entries"])
+    """Scalars and per-layer vectors of the gradients measured this epoch.
+
+    Per-layer fields hold one entry per layer, then the global one (index `num_layers`).
+    """
+    grad = readout.grad
+    mean_norms = _ratio(grad.norm_sum, grad.finite_steps)
+    nonfinite = _ratio(grad.nonfinite, grad.entries)
     # Per-replica gradients: every replica measured each step; report steps of the model.
-    steps = float(blocks["steps"][0]) / max(readout.gradient_replicas, 1)
+    steps = float(grad.measured_steps) / max(readout.gradient_replicas, 1)
     scalars = {tags.GRAD_STEPS: steps}
     if steps > 0:
         scalars[tags.GRAD_GLOBAL_NORM] = float(mean_norms[num_layers])
@@ -115,20 +105,20 @@ def data_stats(readout: Readout, label: LabelPlan | None) -> tuple[dict, np.ndar
     """Input, batch-count and label statistics; the class counts if any."""
     data = readout.data
     scalars: dict = {}
-    scalars[tags.BATCHES_SEEN] = float(data[D_BATCHES]) / max(readout.replicas, 1)
-    if data[D_COUNT] > 0:
-        scalars[tags.INPUT_MEAN] = float(data[D_SUM] / data[D_COUNT])
-    count = data[D_SPREAD_COUNT]
+    scalars[tags.BATCHES_SEEN] = float(data.batches) / max(readout.replicas, 1)
+    if data.input_count > 0:
+        scalars[tags.INPUT_MEAN] = float(data.input_sum / data.input_count)
+    count = data.spread_count
     if count > 0:
         # Over the measured steps' batches: Chan et al.'s within-batch M2 plus
         # the between-batch spread.
-        total = data[D_SPREAD_SUM]
-        variance = (data[D_SPREAD_M2] + data[D_SPREAD_Q] - total**2 / count) / count
+        total = data.spread_sum
+        variance = (data.spread_m2 + data.spread_q - total**2 / count) / count
         scalars[tags.INPUT_STD] = float(math.sqrt(max(variance, 0.0)))
-        scalars[tags.INPUT_MAX_ABS] = float(readout.maxima[M_MAX_ABS])
+        scalars[tags.INPUT_MAX_ABS] = float(readout.maxima.max_abs)
     class_counts = None
     if label is not None:
-        block = data[DATA_HEAD : DATA_HEAD + label.width]
+        block = data.labels[: label.width]
         if label.task in (TASK_CLASSIFICATION, TASK_BINARY):
             class_counts = block.astype(np.float64)
         elif label.task == TASK_REGRESSION:

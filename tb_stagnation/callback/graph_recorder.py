@@ -24,6 +24,24 @@ see hooks.py): every replica then holds the same gradient, that of the whole
 step, so replica 0 alone measures it. Under `MultiWorkerMirroredStrategy`
 only the chief adds ops at all (distribution.py); its data statistics are
 those of its own shard of every batch.
+
+The state vector's fields are declared in state_fields.py (name, width,
+reset and combine policy, decoder); the graph packs its updates by field name
+(`StateLayout.pack`) and the host reads them by name (`Readout`, `BlockView`).
+No module holds an offset.
+
+How to add a logged statistic:
+
+1. state_fields.py: declare its `Field` (name, width, reset policy) in the
+   block whose combine policy fits (`SUM` for counts and sums, `MAX` for
+   maxima), or a new `Block` (then add it to `Readout` and `read` below).
+2. graph_recorder.py: compute it in `record_data` or `record_gradients` and
+   add it, by name, to that block's `layout.pack(...)`: no new variable, and
+   as few ops as it can on every step (this is every training step's hot path).
+3. epoch_stats.py: decode it from `readout.<block>.<field>` into a tag's value.
+4. summary/tags.py: the tag, in the section of its kind (scalar, per-layer).
+5. summary/FORMAT.md: document the tag.
+6. frontend/src/chartSpecs.ts: the chart that shows it.
 """
 
 from __future__ import annotations
@@ -40,6 +58,7 @@ from tb_stagnation.callback.model_info import (
     TASK_REGRESSION,
     select_target,
 )
+from tb_stagnation.callback.state_fields import BlockView, StateLayout
 from tb_stagnation.compat import keras as compat_keras
 
 # Regression targets wider than this are pooled into one "dimension" for the
@@ -103,92 +122,22 @@ class RecorderPlan:
     xla: bool = False
 
 
-# Data block layout: fixed head, then the label block.
-# Every step: batches, samples, sum and count of input entries (the mean).
-# Measured steps only (every gradient_freq-th): the spread block, from which
-# the std is recombined (Chan et al.): sum, M2, Q = sum^2/n per batch, count.
-(
-    D_BATCHES,
-    D_SAMPLES,
-    D_SUM,
-    D_COUNT,
-    D_SPREAD_SUM,
-    D_SPREAD_M2,
-    D_SPREAD_Q,
-    D_SPREAD_COUNT,
-) = range(8)
-DATA_HEAD = 8
-# Maxima: largest |input| (measured steps), largest batch (samples in one replica's step).
-M_MAX_ABS, M_BATCH = range(2)
-
-
-def grad_layout(num_layers: int) -> dict[str, slice]:
-    """Blocks of the gradient block; each has one entry per layer, then the global one."""
-    n = num_layers + 1
-    return {
-        "norm_sum": slice(0, n),  # sum over measured steps of the finite L2 norms
-        "finite_steps": slice(n, 2 * n),  # measured steps whose norm was finite
-        "nonfinite": slice(2 * n, 3 * n),  # NaN/Inf gradient entries
-        "entries": slice(3 * n, 4 * n),  # gradient entries looked at
-        "steps": slice(4 * n, 4 * n + 1),  # measured steps
-    }
-
-
-@dataclass(frozen=True)
-class StateLayout:
-    """Where everything lives in the one float64 state vector.
-
-    One variable instead of eight: each variable an XLA-compiled step reads or
-    writes costs a few microseconds of its own, which on a small model's 4 ms
-    step is a visible share. Counters are float64 too (exact below 2**53).
-    """
-
-    data: slice  # additive, reset every epoch
-    grad: slice  # additive, reset every epoch
-    step: int  # training steps this epoch, counted by record_data; reset every epoch
-    ring_count: int  # fingerprints written this epoch, reset every epoch
-    probe_count: int  # probe rows filled, kept for the whole fit
-    maxima: slice  # running maxima, reset every epoch
-    batch: slice  # last loss, last measured global grad norm and its step; kept
-    size: int
-
-    @classmethod
-    def of(cls, plan: RecorderPlan) -> StateLayout:
-        data = DATA_HEAD + (plan.label.width if plan.label else 0)
-        grad = 4 * (plan.num_layers + 1) + 1
-        step = data + grad
-        return cls(
-            data=slice(0, data),
-            grad=slice(data, data + grad),
-            step=step,
-            ring_count=step + 1,
-            probe_count=step + 2,
-            maxima=slice(step + 3, step + 5),
-            batch=slice(step + 5, step + 8),
-            size=step + 8,
-        )
-
-    def initial(self) -> np.ndarray:
-        state = np.zeros(self.size)
-        state[self.batch] = [np.nan, np.nan, -1.0]
-        return state
-
-    def reset_epoch(self, state: np.ndarray) -> np.ndarray:
-        state = np.array(state, np.float64)
-        for block in (self.data, self.grad, self.maxima):
-            state[block] = 0.0
-        state[self.step] = 0.0
-        state[self.ring_count] = 0.0
-        return state
+def layout_of(plan: RecorderPlan) -> StateLayout:
+    """The state layout for `plan` (state_fields.py declares its fields)."""
+    return StateLayout.for_shape(plan.num_layers, plan.label.width if plan.label else 0)
 
 
 @dataclass
 class Readout:
-    """One epoch of accumulators, combined over replicas, as numpy."""
+    """One epoch of accumulators, combined over replicas, as numpy, by field name.
 
-    grad: np.ndarray
-    data: np.ndarray
-    maxima: np.ndarray
+    `readout.data.batches`, `readout.grad.norm_sum`, `readout.maxima.max_abs`:
+    the blocks of state_fields.py that the host combines (SUM and MAX).
+    """
+
+    grad: BlockView
+    data: BlockView
+    maxima: BlockView
     replicas: int  # local copies the data block sums over (each counts every step)
     gradient_replicas: int = 1  # local copies the gradient block sums over
 
@@ -211,7 +160,7 @@ class GraphRecorder:
         self._strategy = strategy
         self._optimizer = optimizer
         self.gradients_all_reduced = bool(gradients_all_reduced)
-        self.layout = StateLayout.of(plan)
+        self.layout = layout_of(plan)
         # Per input leaf, [features, 3]: a column of ones (the sum) and two of
         # fixed pseudo-random weights: the sum and the two weighted sums are a
         # batch's fingerprint (order-free, and unlikely to agree by chance).
@@ -240,20 +189,16 @@ class GraphRecorder:
         return int(self._strategy.num_replicas_in_sync)
 
     def _write_state(self, state: Any, **parts: Any) -> None:
-        """Assign `state` with the given parts (same names as StateLayout) replaced."""
+        """Assign `state` with the given blocks (state_fields.BLOCKS names) replaced."""
         tf = self._tf
         layout = self.layout
-        pieces = {
-            "data": state[layout.data],
-            "grad": state[layout.grad],
-            "counters": state[layout.step : layout.probe_count + 1],
-            "maxima": state[layout.maxima],
-            "batch": state[layout.batch],
-        }
+        names = [block.name for block in layout.blocks]
+        unknown = set(parts) - set(names)
+        if unknown:
+            raise ValueError(f"no state blocks {sorted(unknown)}")
+        pieces = {name: state[layout.span(name)] for name in names}
         pieces.update(parts)
-        self.state.assign(
-            tf.concat([pieces[k] for k in ("data", "grad", "counters", "maxima", "batch")], axis=0)
-        )
+        self.state.assign(tf.concat([pieces[name] for name in names], axis=0))
 
     # ------------------------------------------------------------------ graph side
 
@@ -324,14 +269,28 @@ class GraphRecorder:
                 lambda: tf.zeros([layers + 1], tf.float32),
                 count_nonfinite,
             )
-            update = tf.concat(
-                [safe_norms, finite, nonfinite, tf.constant(entries, tf.float32), tf.ones([1])], 0
+            update = layout.pack(
+                tf,
+                "grad",
+                ("norm_sum", safe_norms),
+                ("finite_steps", finite),
+                ("nonfinite", nonfinite),
+                ("entries", tf.constant(entries, tf.float32)),
+                ("measured_steps", tf.ones([1])),
             )
-            measured = tf.stack([tf.cast(norms[layers], tf.float64), state[layout.step] - 1.0])
+            measured = tf.stack(
+                [tf.cast(norms[layers], tf.float64), state[layout.index("step")] - 1.0]
+            )
+            batch = state[layout.span("batch")]
             self._write_state(
                 state,
-                grad=state[layout.grad] + tf.cast(update, tf.float64),
-                batch=tf.concat([state[layout.batch][:1], measured], 0),
+                grad=state[layout.span("grad")] + tf.cast(update, tf.float64),
+                batch=layout.pack(
+                    tf,
+                    "batch",
+                    ("last_loss", batch[:1]),
+                    (("last_grad_norm", "last_grad_step"), measured),
+                ),
             )
             return tf.constant(0)
 
@@ -339,7 +298,7 @@ class GraphRecorder:
             measure()
             return
         # `step` counts this step already (record_data ran): step 1 is the first.
-        step = self.state.read_value()[layout.step]
+        step = self.state.read_value()[layout.index("step")]
         due = tf.equal(
             tf.math.floormod(tf.maximum(step - 1.0, 0.0), float(plan.gradient_freq)), 0.0
         )
@@ -421,7 +380,7 @@ class GraphRecorder:
         f64 = tf.float64
         batch = tf.shape(leaves[0])[0]
         state = self.state.read_value()
-        step = state[layout.step]  # steps before this one, this epoch
+        step = state[layout.index("step")]  # steps before this one, this epoch
         total = tf.constant(0.0, f64)
         count = tf.constant(0.0, f64)
         weighted = [tf.constant(0.0, f64), tf.constant(0.0, f64)]
@@ -471,38 +430,47 @@ class GraphRecorder:
             due = tf.equal(tf.math.floormod(step, float(plan.gradient_freq)), 0.0)
             spread_values = tf.cond(due, spread, lambda: tf.zeros([5], f64))
 
-        label_block = self._label_block(y, y_pred)
-        head = tf.concat(
-            [
+        pieces: list[tuple[Any, Any]] = [
+            (
+                ("batches", "samples", "input_sum", "input_count"),
                 tf.stack([tf.constant(1.0, f64), tf.cast(batch, f64), total, count]),
-                spread_values[:4],
-            ],
-            0,
-        )
-        if plan.label is not None and plan.label.width:
+            ),
+            (("spread_sum", "spread_m2", "spread_q", "spread_count"), spread_values[:4]),
+        ]
+        label_block = self._label_block(y, y_pred)
+        if layout.width("labels"):
             if label_block is None:
-                label_block = tf.zeros([plan.label.width], f64)
-            update = tf.concat([head, label_block], 0)
-        else:
-            update = head
-        ring_count = state[layout.ring_count]
-        probe_count = state[layout.probe_count]
+                label_block = tf.zeros([layout.width("labels")], f64)
+            pieces.append(("labels", label_block))
+        update = layout.pack(tf, "data", *pieces)
+        ring_count = state[layout.index("ring_count")]
+        probe_count = state[layout.index("probe_count")]
         ring_position = tf.cast(tf.math.floormod(ring_count, float(plan.ring_size)), tf.int32)
         fingerprint = tf.stack([total, weighted[0], weighted[1]])
-        maxima = tf.stack([spread_values[4], tf.cast(batch, f64)])
+        maxima = layout.pack(
+            tf,
+            "maxima",
+            (("max_abs", "largest_batch"), tf.stack([spread_values[4], tf.cast(batch, f64)])),
+        )
         if self.probe_vars and self._probe_shapes_match(leaves):
             probe_count = self._fill_probe(leaves, batch, probe_count)
-        batch_values = state[layout.batch]
+        batch_values = state[layout.span("batch")]
         if plan.batch_logging and loss is not None:
             last_loss = tf.cast(
                 compat_keras.unscale_loss_for_distribution(tf.reduce_sum(loss)), f64
             )
-            batch_values = tf.concat([tf.reshape(last_loss, [1]), batch_values[1:]], 0)
+            batch_values = layout.pack(
+                tf,
+                "batch",
+                ("last_loss", tf.reshape(last_loss, [1])),
+                (("last_grad_norm", "last_grad_step"), batch_values[1:]),
+            )
+        counters = tf.stack([state[layout.index("step")] + 1.0, ring_count + 1.0, probe_count])
         self._write_state(
             state,
-            data=state[layout.data] + update,
-            counters=tf.stack([state[layout.step] + 1.0, ring_count + 1.0, probe_count]),
-            maxima=tf.maximum(state[layout.maxima], maxima),
+            data=state[layout.span("data")] + update,
+            counters=layout.pack(tf, "counters", (("step", "ring_count", "probe_count"), counters)),
+            maxima=tf.maximum(state[layout.span("maxima")], maxima),
             batch=batch_values,
         )
         scatter_update(
@@ -591,9 +559,9 @@ class GraphRecorder:
         states = self._local_states()
         layout = self.layout
         return Readout(
-            grad=np.sum([s[layout.grad] for s in states], axis=0),
-            data=np.sum([s[layout.data] for s in states], axis=0),
-            maxima=np.max([s[layout.maxima] for s in states], axis=0),
+            grad=layout.combine("grad", states),
+            data=layout.combine("data", states),
+            maxima=layout.combine("maxima", states),
             replicas=len(states),
             gradient_replicas=1 if self.gradients_all_reduced else len(states),
         )
@@ -615,7 +583,7 @@ class GraphRecorder:
         states = self._local_states()
         rings = self._strategy.experimental_local_results(self.ring)
         for replica, (state, ring) in enumerate(zip(states, rings)):
-            end = int(state[self.layout.ring_count])
+            end = int(state[self.layout.index("ring_count")])
             start = max(self._drained[replica], end - size)
             if end > start:
                 positions = np.arange(start, end) % size
@@ -629,7 +597,7 @@ class GraphRecorder:
         """The probe inputs captured so far (replica 0), one array per input leaf."""
         if not self.probe_vars:
             return None
-        count = int(self._local_states()[0][self.layout.probe_count])
+        count = int(self._local_states()[0][self.layout.index("probe_count")])
         if count <= 0:
             return None
         return [
@@ -638,8 +606,8 @@ class GraphRecorder:
 
     def read_batch_values(self) -> tuple[float, float, int]:
         """(last loss, last measured global grad norm, in-epoch step it was measured at)."""
-        loss, norm, step = self._local_states()[0][self.layout.batch]
-        return float(loss), float(norm), int(step)
+        batch = self.layout.combine("batch", self._local_states())
+        return float(batch.last_loss), float(batch.last_grad_norm), int(batch.last_grad_step)
 
 
 def _group_sums(tf: Any, values: Any, groups: list) -> Any:

@@ -35,7 +35,6 @@ from tb_stagnation.analysis.series import finite_or_none
 from tb_stagnation.callback import epoch_stats, model_info
 from tb_stagnation.callback.console import print_message, warn_at_user_code
 from tb_stagnation.callback.first_batch import FirstBatchCapture, TappedRecorder
-from tb_stagnation.callback.graph_recorder import D_SAMPLES
 from tb_stagnation.summary import metadata, tags
 
 # Samples the tiny-subset test trains on (the playbook's number).
@@ -70,6 +69,10 @@ class Preflight:
         self._capture: FirstBatchCapture | None = None
         self._label_plan: Any = None
         self._x_spec: Any = None
+        # The loss_output_mismatch finding whose fix names a loss or an output
+        # activation, and that change as `overfit_check(fix=...)` takes it.
+        self._fix_finding: dict | None = None
+        self._fix: dict | None = None
 
     # ------------------------------------------------------------ stage 1: spec
 
@@ -102,6 +105,7 @@ class Preflight:
             else None
         )
         if target is not None and getattr(target, "shape", None) is not None:
+            assert index is not None  # a target is only selected with an index
             rank = target.shape.rank
             self.facts["labels"] = {
                 "output": names[index] if index < len(names) else None,
@@ -158,7 +162,9 @@ class Preflight:
         if self._checks_done and not self._overfit_done:
             changed = self._run_overfit(epoch_end) or changed
         self.pending = not (self._checks_done and self._overfit_done)
-        if changed:
+        # A fix the 20-sample test will check waits for it: one warning, with the answer.
+        holding = self._fix is not None and not self._overfit_done
+        if (changed or self._new) and not holding:
             self._flush()
 
     def _run_checks(self, epoch_end: bool) -> bool:
@@ -182,8 +188,8 @@ class Preflight:
         seen = scalars.get(tags.BATCHES_SEEN)
         if seen:
             self.facts["batches"] = int(seen)
-        if readout is not None and readout.data.size > D_SAMPLES:
-            self.facts["samples"] = int(readout.data[D_SAMPLES])
+        if readout is not None:
+            self.facts["samples"] = int(readout.data.samples)
         inputs = {
             key: finite_or_none(scalars.get(tag))
             for key, tag in (
@@ -198,8 +204,30 @@ class Preflight:
         if counts is not None:
             self.facts["class_counts"] = [finite_or_none(c) for c in np.asarray(counts).reshape(-1)]
         self._collect(check(self._card, self.facts, scalars, counts, self._step))
+        self._find_fix()
         self._checks_done = True
         return True
+
+    def _find_fix(self) -> None:
+        """Note the new loss_output_mismatch finding whose fix `overfit_check` can try.
+
+        The change comes from the detector's own record (`label_encoding.Problem`),
+        the one its fix sentence was written from; a finding of another check
+        (model.py's card-only ones) has no machine-readable change and stays unchecked.
+        """
+        problem = label_encoding.check(self._card or {}, self.facts.get("labels"))
+        if problem is None or problem.fatal or not problem.suggested_fix:
+            return
+        for finding in self._new:
+            if finding["code"] == "loss_output_mismatch" and finding.get("fix") == problem.fix:
+                if self._overfit_done:
+                    finding["check_hint"] = (
+                        "StagnationCallback(overfit_check=True) would test this change on "
+                        f"{OVERFIT_SAMPLES} samples before you retrain."
+                    )
+                    return
+                self._fix_finding, self._fix = finding, dict(problem.suggested_fix)
+                return
 
     def _run_overfit(self, epoch_end: bool) -> bool:
         from tb_stagnation.overfit import OverfitCheckError, overfit_check
@@ -233,7 +261,32 @@ class Preflight:
             print_message(f"tb_stagnation pre-flight: the model {result.message}")
         found = check(self._card, self.facts, step=self._step, keep_explained=True)
         self._collect([f for f in found if f["code"] == "overfit_failure"])
+        self._check_fix(x, y, rows)
         return True
+
+    def _check_fix(self, x: Any, y: Any, rows: int) -> None:
+        """Re-run the tiny-subset test with the finding's suggested change, once.
+
+        Bounded by `overfit_check`'s own step cap; any failure is one printed
+        line, and the finding then says nothing about a check.
+        """
+        from tb_stagnation.overfit import overfit_check
+
+        finding, fix = self._fix_finding, self._fix
+        self._fix_finding = self._fix = None
+        if finding is None or fix is None:
+            return
+        try:
+            result = overfit_check(self._model, x, y, samples=rows, fix=fix)
+        except Exception as error:  # a check must never stop training
+            print_message(
+                "tb_stagnation pre-flight: could not check the suggested fix "
+                f"({type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''})."
+            )
+            return
+        message = result.message
+        # OverfitResult's fix message starts "checked: with ... this model ...".
+        finding["checked"] = message[:1].upper() + message[1:]
 
     # ----------------------------------------------------------------- output
 

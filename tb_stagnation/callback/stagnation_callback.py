@@ -51,7 +51,12 @@ def _version() -> str:
     return __version__
 
 
-class StagnationCallback(keras.callbacks.Callback):
+# `keras` is a module held in a variable, so mypy cannot resolve a base class
+# through it; the base is typed Any at this boundary, as Keras is untyped.
+_KerasCallback: Any = keras.callbacks.Callback
+
+
+class StagnationCallback(_KerasCallback):
     """Logs what it takes to tell why loss and accuracy stop changing.
 
     Every epoch it writes, for TensorBoard's "Stagnation" tab and
@@ -707,8 +712,10 @@ class StagnationCallback(keras.callbacks.Callback):
             },
         )
         self._card = card  # for the pre-flight and stop_on_stall
-        self._writer.write_model_card(self._epoch, card)
-        self._writer.flush()
+        writer = self._writer
+        assert writer is not None  # _on_first_batch calls this only with a writer open
+        writer.write_model_card(self._epoch, card)
+        writer.flush()
 
     # ------------------------------------------------------------- per batch
 
@@ -725,12 +732,16 @@ class StagnationCallback(keras.callbacks.Callback):
         if bucket == self._last_batch_bucket:
             return
         self._last_batch_bucket = bucket
-        loss, grad_norm, grad_step = self._recorder.read_batch_values()
+        # on_train_batch_end calls this only with a recorder, which exists only
+        # where _records_here, where on_train_begin opened the writer.
+        recorder, writer = self._recorder, self._writer
+        assert recorder is not None and writer is not None
+        loss, grad_norm, grad_step = recorder.read_batch_values()
         scalars = {tags.BATCH_LOSS: loss}
         if grad_step > self._last_grad_step_written:
             scalars[tags.BATCH_GRAD_GLOBAL_NORM] = grad_norm
             self._last_grad_step_written = grad_step
-        self._writer.write_step(index, scalars=scalars)
+        writer.write_step(index, scalars=scalars)
         _note_written(self._run_key, batch=index)
 
     # ------------------------------------------------------------- per epoch
@@ -823,12 +834,14 @@ class StagnationCallback(keras.callbacks.Callback):
     def _write_epoch(
         self, epoch: int, scalars: dict, layer_stats: dict, class_counts: np.ndarray | None
     ) -> None:
-        self._writer.write_step(
+        writer = self._writer
+        assert writer is not None  # on_epoch_end returns early without a writer
+        writer.write_step(
             epoch, scalars=scalars, layer_stats=layer_stats, class_counts=class_counts
         )
         _note_written(self._run_key, epoch=epoch)
         # Flushed every epoch, so a running TensorBoard sees the epoch now.
-        self._writer.flush()
+        writer.flush()
 
 
 def _to_numpy(value: Any) -> np.ndarray:

@@ -145,8 +145,8 @@ class RunAnalyses:
             return analysis, body
 
     def _analysis_of(self, run: RunData) -> RunAnalysis:
-        if run.error:  # the reader could not read it: an `error` row, /report says why
-            return RunAnalysis(run.num_epochs, error=run.error)
+        # A run the reader could not read (`run.error`) gets the report that
+        # `analyze()` gives it: empty, `healthy: false`, its `error` line.
         try:
             # The JSON policy of HTTP answers (tb_stagnation/jsonable.py).
             report = jsonable.to_jsonable(self._analyze(run))

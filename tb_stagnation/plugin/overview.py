@@ -53,6 +53,8 @@ def run_row(listing: RunListing, analysis: RunAnalysis) -> dict[str, Any]:
         stalled_epochs=len(stalled),
         top_finding=top,
     )
+    if report.get("error"):
+        row["error"] = report["error"]
     return row
 
 

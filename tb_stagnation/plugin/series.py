@@ -132,7 +132,7 @@ def _has_any(present: Mapping[str, Any], table: tuple) -> bool:
     return any(tag in present for _, tag, _, _ in table)
 
 
-def _metrics(run: RunData, buckets: _Buckets) -> dict[str, list]:
+def _metrics(run: RunData, buckets: _Buckets) -> dict[str, list | None]:
     keys = [tag[len(tags.LOGS_PREFIX) :] for tag in run.scalars if tag.startswith(tags.LOGS_PREFIX)]
 
     # loss, val_loss, accuracy, val_accuracy, ...: each metric beside its val_.

@@ -33,10 +33,11 @@ _ENTRY_FILE = "index.js"
 
 
 def analyze_run(run: RunData) -> Mapping[str, Any]:
-    """The analysis that `tb-stagnation report` runs, imported on first use."""
-    from tb_stagnation.analysis.report import analyze_run as analyze
+    """One run's report as `tb_stagnation.analyze()` and `tb-stagnation report`
+    make it (`run_report`: an unreadable run included), imported on first use."""
+    from tb_stagnation.analysis.api import run_report
 
-    return analyze(run)
+    return run_report(run)
 
 
 class StagnationPlugin(base_plugin.TBPlugin):

@@ -43,6 +43,12 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
+def _config(obj: dict) -> dict:
+    """`obj["config"]` when it is a dict, else an empty dict."""
+    config = obj.get("config")
+    return config if isinstance(config, dict) else {}
+
+
 def _name_of(obj: Any) -> str | None:
     """A registered Keras object's name: "relu", or the class of a serialised one."""
     if isinstance(obj, str):
@@ -64,7 +70,7 @@ def _activation(layer: dict) -> str | None:
     by_type = _ACTIVATION_TYPES.get(str(layer.get("class_name")))
     if by_type:
         return by_type
-    config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+    config = _config(layer)
     name = _name_of(config.get("activation"))
     return name.lower() if isinstance(name, str) else None
 
@@ -77,7 +83,7 @@ def _flatten(layers: Any, frozen_above: bool, depth: int = 0) -> list[dict]:
     for layer in layers:
         if not isinstance(layer, dict):
             continue
-        config = layer.get("config") if isinstance(layer.get("config"), dict) else {}
+        config = _config(layer)
         frozen = frozen_above or config.get("trainable") is False
         if layer.get("class_name") in _CONTAINERS or isinstance(config.get("layers"), list):
             out.extend(_flatten(config.get("layers"), frozen, depth + 1))
@@ -99,12 +105,12 @@ def _optimizer(compile_config: dict) -> dict | None:
         return {"class": optimizer}
     if not isinstance(optimizer, dict):
         return None
-    config = optimizer.get("config") if isinstance(optimizer.get("config"), dict) else {}
+    config = _config(optimizer)
     summary: dict[str, Any] = {"class": str(optimizer.get("class_name") or "")}
     rate = config.get("learning_rate")
     if isinstance(rate, dict):
         summary["learning_rate_schedule"] = rate.get("class_name")
-        schedule = rate.get("config") if isinstance(rate.get("config"), dict) else {}
+        schedule = _config(rate)
         summary["learning_rate"] = _number(schedule.get("initial_learning_rate"))
     else:
         summary["learning_rate"] = _number(rate)
@@ -149,7 +155,7 @@ def _loss(compile_config: dict, index: int = 0, name: str | None = None) -> tupl
     if isinstance(loss, str):
         return loss, False
     if isinstance(loss, dict):
-        config = loss.get("config") if isinstance(loss.get("config"), dict) else {}
+        config = _config(loss)
         name = loss.get("class_name")
         if name == "function":
             name = config.get("name")
@@ -172,7 +178,7 @@ def model_card(model_json: Any) -> dict | None:
     """The model-card fields derivable from `model.to_json()` (parsed), or None."""
     if not isinstance(model_json, dict):
         return None
-    config = model_json.get("config") if isinstance(model_json.get("config"), dict) else {}
+    config = _config(model_json)
     leaves = _flatten(config.get("layers"), config.get("trainable") is False)
     if not leaves:
         return None
@@ -182,7 +188,7 @@ def model_card(model_json: Any) -> dict | None:
     by_name: dict[str, tuple[str | None, int | None]] = {}
     for leaf in leaves:
         class_name = str(leaf.get("class_name") or "")
-        leaf_config = leaf.get("config") if isinstance(leaf.get("config"), dict) else {}
+        leaf_config = _config(leaf)
         name = str(leaf_config.get("name") or class_name)
         if class_name == "InputLayer":
             continue

@@ -254,6 +254,8 @@ def _data_server_provider(binary, logdir: str, load_timeout=None, progress=None)
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
+        stdin, stderr = process.stdin, process.stderr
+        assert stdin is not None and stderr is not None  # both are PIPEs, just above
         channel = None
         try:
             load_warnings = _wait_for_load(process, error_file, logdir, load_timeout, progress)
@@ -271,12 +273,12 @@ def _data_server_provider(binary, logdir: str, load_timeout=None, progress=None)
         finally:
             if channel is not None:
                 channel.close()
-            process.stdin.close()  # --die-after-stdin: the server exits
+            stdin.close()  # --die-after-stdin: the server exits
             try:
                 process.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 process.kill()
-            process.stderr.close()
+            stderr.close()
 
 
 def _fast_tensor_provider_class():
@@ -336,6 +338,7 @@ def _wait_for_load(
     warnings: list[LoadWarning] = []
     last_line = b""  # what a crashing server says last ("memory allocation of ... failed")
     stderr = process.stderr
+    assert stderr is not None  # the caller starts the server with stderr=PIPE
     while time.monotonic() < deadline:
         if progress is not None:
             progress(time.monotonic() - start)

@@ -252,7 +252,10 @@ class ProviderReader:
             for role, member in listing.members.items()
             if role != run_names.ROLE_STAGNATION
         ]
-        our_scalars, our_tensors, our_contents, newest = {}, {}, {}, {}
+        our_scalars: Mapping[str, Mapping[str, list]] = {}
+        our_tensors: Mapping[str, Mapping[str, list]] = {}
+        our_contents: dict[str, dict[str, bytes]] = {}
+        newest: dict[str, int] = {}
         skipped: dict[str, dict[str, str]] = {}  # TensorBoard run -> tag -> why skipped
         if callback_runs:
             our_contents, newest = self._plugin_contents(callback_runs)
@@ -265,7 +268,8 @@ class ProviderReader:
             for listing in listings
             if listing.source != SOURCE_CALLBACK and run_names.ROLE_STAGNATION in listing.members
         ]
-        record_contents, record_tensors = {}, {}
+        record_contents: dict[str, dict[str, bytes]] = {}
+        record_tensors: Mapping[str, Mapping[str, list]] = {}
         if record_runs:
             record_contents = self._plugin_contents(record_runs)[0]
             record_tensors = self._read_tensors(
@@ -540,14 +544,14 @@ def _callback_run_data(
     steps = {point.step for points in epoch_scalars.values() for point in points}
     for points in layer_tensors.values():
         steps.update(point.step for point in points)
-    epochs = sorted(step for step in steps if step <= max_step)
+    epoch_steps = sorted(step for step in steps if step <= max_step)
     tag_points = [*epoch_scalars.values(), *layer_tensors.values(), class_points or []]
-    if _newest_epoch_in_flight(epochs, [points for points in tag_points if points]):
-        epochs = epochs[:-1]
-    epochs = np.array(epochs, dtype=np.int64)
+    if _newest_epoch_in_flight(epoch_steps, [points for points in tag_points if points]):
+        epoch_steps = epoch_steps[:-1]
+    epochs = np.array(epoch_steps, dtype=np.int64)
     index = {int(step): i for i, step in enumerate(epochs)}
 
-    scalars, scalar_present = _aligned_scalars(epoch_scalars, index)
+    scalar_series, scalar_present = _aligned_scalars(epoch_scalars, index)
     matrices, too_large = {}, []
     for tag, points in [*layer_tensors.items(), (tags.LABEL_CLASS_COUNTS, class_points or [])]:
         matrix = _align_vectors(points, index) if points else None
@@ -565,7 +569,7 @@ def _callback_run_data(
         name=listing.name,
         source=SOURCE_CALLBACK,
         epochs=epochs,
-        scalars=scalars,
+        scalars=scalar_series,
         scalar_present=scalar_present,
         layer_stats=matrices,
         class_counts=class_counts,
@@ -662,7 +666,8 @@ def _other_tool_run_data(
     curves = other_tools.find_curve_tags(points, loss_tag)
     if curves is None:  # the tag went away between listing and reading
         return RunData(name=listing.name, source=SOURCE_SCALARS, epochs=np.zeros(0, np.int64))
-    wanted = curves.by_logs_key()
+    # RunData tag -> the tag of the train run, or (another run, its tag).
+    wanted: dict[str, str | tuple[str, str]] = dict(curves.by_logs_key())
     validation = listing.members.get(run_names.ROLE_VALIDATION)
     if validation is not None:
         # Beside a train/ folder, the validation folder's "loss" is the validation loss.
@@ -760,7 +765,9 @@ def _align_scalars(points: list, index: Mapping[int, int]) -> tuple[np.ndarray, 
     except (TypeError, ValueError, OverflowError):
         # A foreign "scalar" that is not a number (a string, say): absent there.
         point_values = np.array([_float_or_none(p.value) for p in points], dtype=object)
-        positions = np.where(np.equal(point_values, None), -1, positions)
+        # numpy's stubs reject None as a ufunc operand; on an object array
+        # np.equal compares each element with None.
+        positions = np.where(np.equal(point_values, None), -1, positions)  # type: ignore[call-overload]
         point_values = np.where(positions >= 0, point_values, np.nan).astype(np.float64)
     found = positions >= 0
     # Points come sorted by step; on a duplicate step fancy assignment keeps the last.
@@ -873,7 +880,7 @@ def _newest_lr_range(points: list | None, notes: list[str]) -> dict[str, Any] | 
 def _layer_names(run: RunData, notes: list[str]) -> list[str]:
     width = max((matrix.shape[1] for matrix in run.layer_stats.values()), default=0)
     card_layers = (run.model_card or {}).get("layers")
-    names = []
+    names: list[str] = []
     if isinstance(card_layers, list):
         for layer in card_layers:
             name = layer.get("name") if isinstance(layer, dict) else None

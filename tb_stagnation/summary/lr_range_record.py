@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from tb_stagnation.summary import tags
 
 if TYPE_CHECKING:
+    from typing_extensions import TypeGuard
+
     from tb_stagnation.lr_range import LRRangeResult
 
 VERDICTS = ("suggested", "never_falls", "diverges_at_start", "nonfinite", "untrainable")
@@ -215,7 +217,7 @@ def _check_fields(record: Mapping[str, Any]) -> None:
         raise ValueError('the verdict is "suggested" but "suggested_lr" is null')
 
 
-def _number(value: Any) -> bool:
+def _number(value: Any) -> TypeGuard[float]:
     if not isinstance(value, (int, float)) or isinstance(value, bool):
         return False
     try:
@@ -224,5 +226,5 @@ def _number(value: Any) -> bool:
         return False
 
 
-def _integer(value: Any) -> bool:
+def _integer(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)

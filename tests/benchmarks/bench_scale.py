@@ -77,7 +77,6 @@ def measure_routes(logdir: str, loader: str) -> dict:
     from tensorboard.plugins import base_plugin
     from werkzeug import test as werkzeug_test
 
-    from tb_stagnation.analysis.report import analyze_run
     from tb_stagnation.plugin.stagnation_plugin import StagnationPlugin
 
     steps: dict[str, float] = {}
@@ -87,7 +86,7 @@ def measure_routes(logdir: str, loader: str) -> dict:
     with provider_for(logdir) as provider:
         steps["load"] = time.perf_counter() - start
         context = base_plugin.TBContext(data_provider=provider, logdir=logdir)
-        plugin = StagnationPlugin(context, analyze=analyze_run)
+        plugin = StagnationPlugin(context)
         client = werkzeug_test.Client(application.TensorBoardWSGI([plugin], data_provider=provider))
         for route in ("/runs", f"/report?run={RUN}", f"/series?run={RUN}"):
             start = time.perf_counter()

@@ -65,6 +65,9 @@ class Problem:
     # Keras refuses these labels itself at the first step (a shape error):
     # the pre-flight says so before that error, not after the first batch.
     fatal: bool = False
+    # The change `fix` names, when it is one `overfit_check(fix=...)` can try
+    # (a loss, an output activation): the pre-flight checks it on 20 samples.
+    suggested_fix: dict | None = None
 
 
 def stats_output(card: dict) -> dict:
@@ -99,7 +102,8 @@ def check(card: dict, labels: Any) -> Problem | None:
         return None
     family = loss_family(loss)
     sparse = family == "categorical" and is_sparse(loss)
-    out_shape = output.get("shape") if isinstance(output.get("shape"), list) else []
+    logged_shape = output.get("shape")
+    out_shape = logged_shape if isinstance(logged_shape, list) else []
     width = out_shape[-1] if len(out_shape) >= 2 and isinstance(out_shape[-1], int) else 1
     activation = output.get("activation")
     activation = activation.lower() if isinstance(activation, str) else None
@@ -153,6 +157,7 @@ def _shape_problem(
                 "Keep the integer labels and use loss='sparse_categorical_crossentropy', or "
                 f"one-hot encode them: keras.utils.to_categorical(y, {width}).",
                 fatal=True,
+                suggested_fix={"loss": "sparse_categorical_crossentropy"},
             )
     if sparse and width >= 2 and rank == out_rank and last == width:
         return Problem(
@@ -163,6 +168,7 @@ def _shape_problem(
             "Use loss='categorical_crossentropy' for one-hot labels, or pass "
             "y.argmax(axis=-1) as the labels.",
             fatal=True,
+            suggested_fix={"loss": "categorical_crossentropy"},
         )
     return None
 
@@ -181,6 +187,7 @@ def _probability_labels(
         f"{span}: for such labels the loss is no cross-entropy (it has no minimum at the "
         "right answer and can go negative), yet training runs and reports numbers."
     )
+    suggestion = None
     if family == "binary" and whole and low >= 0 and high - low == 1:
         fix = (
             f"The labels look like two classes coded {fmt_num(low)} and {fmt_num(high)}: map "
@@ -193,6 +200,8 @@ def _probability_labels(
             "loss='mean_squared_error', and standardise the targets ((y - mean) / std) if "
             "they are large."
         )
+        if width == 1:
+            suggestion = {"loss": "mean_squared_error", "output_activation": "linear"}
     elif family == "binary" and whole and low >= 0 and high - low >= 2 and width == 1:
         classes = int(high - low) + 1
         shift = f" after mapping them to 0..{classes - 1}" if low > 0 else ""
@@ -213,7 +222,7 @@ def _probability_labels(
             "sparse_categorical_crossentropy with integer labels; probabilities must lie in "
             "[0, 1] and sum to 1 per sample."
         )
-    return Problem(0.95, evidence, fix)
+    return Problem(0.95, evidence, fix, suggested_fix=suggestion)
 
 
 def _target_range(
@@ -244,6 +253,7 @@ def _target_range(
             f"{loss} targets range over {span}: {share} negative and out of reach.",
             "Use a linear output (activation=None) for targets that can be negative.",
             severity,
+            suggested_fix={"output_activation": "linear"},
         )
     if activation not in OUTPUT_RANGES:
         return None
@@ -259,6 +269,7 @@ def _target_range(
         f"{span}: targets outside that range can never be reached, and the loss stays high.",
         fix,
         SEVERITY_ERROR if far else SEVERITY_WARNING,
+        suggested_fix={"output_activation": "linear"},
     )
 
 

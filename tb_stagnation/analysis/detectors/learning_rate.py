@@ -162,6 +162,7 @@ def learning_rate_too_small(ctx: Context) -> Finding | None:
     parts = []
     epochs_mask = window
     if dropped:
+        assert lr is not None and collapsed is not None  # `dropped` requires both
         first = int(np.flatnonzero(collapsed & window)[0])
         # The collapse may have started just before the window: report from it.
         start = first

@@ -27,6 +27,7 @@ def prediction_collapse(ctx: Context) -> Finding | None:
     if collapsed is None:
         return None
     top = ctx.s(tags.PRED_TOP_CLASS_SHARE)
+    assert top is not None  # collapsed_predictions returns None without this series
     majority = ctx.baselines.majority_rate
     collapsed = collapsed & ctx.sane_epochs()
     if not collapsed.any():
