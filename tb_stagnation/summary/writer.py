@@ -137,7 +137,9 @@ class SummaryWriter:
             except Exception:  # noqa: BLE001 - already failing; the first error is raised
                 pass
 
-    def _value(self, tag: str, kind: str, array: np.ndarray) -> summary_pb2.Summary.Value:
+    def _value(
+        self, tag: str, kind: str, array: np.ndarray | np.generic
+    ) -> summary_pb2.Summary.Value:
         value = summary_pb2.Summary.Value(tag=tag, tensor=tensor_util.make_tensor_proto(array))
         # Metadata only matters on a tag's first value in a file; TensorBoard's
         # loaders keep the first one they see.
