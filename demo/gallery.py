@@ -80,16 +80,7 @@ def _mlp(
 
 
 def _fit(
-    model,
-    log_dir,
-    train,
-    val,
-    loss,
-    optimizer,
-    epochs=EPOCHS,
-    callbacks=(),
-    steps_per_epoch=None,
-    lr_range_test=False,
+    model, log_dir, train, val, loss, optimizer, epochs=EPOCHS, callbacks=(), steps_per_epoch=None
 ):
     """Compile and fit with both Keras's TensorBoard callback and ours, the
     way a user would. `train` is (x, y) arrays or a tf.data pipeline."""
@@ -109,7 +100,7 @@ def _fit(
         verbose=0,
         callbacks=[
             keras.callbacks.TensorBoard(log_dir=log_dir),
-            StagnationCallback(log_dir=log_dir, lr_range_test=lr_range_test),
+            StagnationCallback(log_dir=log_dir),
             *callbacks,
         ],
     )
@@ -196,9 +187,7 @@ def wrong_loss_for_softmax(log_dir):
 def learning_rate_too_small(log_dir):
     import keras
 
-    # The range test runs once the stall is flagged: the tab draws its curve
-    # and the finding's fix names the rate it suggests.
-    _fit_digits(log_dir, keras.optimizers.SGD(1e-7), lr_range_test=True)
+    _fit_digits(log_dir, keras.optimizers.SGD(1e-7))
 
 
 def learning_rate_too_large(log_dir):
