@@ -56,10 +56,12 @@ def test_no_measured_step_writes_the_count_only():
 
 
 def test_weight_stats_per_layer_and_global():
-    start = [np.array([3.0, 0.0]), np.array([1.0]), np.array([2.0, 2.0])]
-    end = [np.array([3.0, 4.0]), np.array([1.0]), np.array([2.0, 2.0])]
+    # Start [3, 0], [1], [2, 2]; end [3, 4], [1], [2, 2]: per variable |W|^2 and |update|^2.
+    weight_squares, update_squares = [25.0, 1.0, 8.0], [16.0, 0.0, 0.0]
     # Layer 0 owns variables 0 and 1; layer 1 (frozen, not global) owns variable 2.
-    scalars, layers = epoch_stats.weight_stats(start, end, [0, 0, 1], [True, True, False], 3)
+    scalars, layers = epoch_stats.weight_stats(
+        weight_squares, update_squares, [0, 0, 1], [True, True, False], 3
+    )
     assert scalars[tags.WEIGHT_GLOBAL_NORM] == pytest.approx(math.sqrt(26))
     assert scalars[tags.UPDATE_GLOBAL_NORM] == pytest.approx(4.0)
     assert scalars[tags.UPDATE_GLOBAL_RATIO] == pytest.approx(4 / math.sqrt(26))

@@ -1,5 +1,6 @@
 """The plugin's routes inside TensorBoard's WSGI app, on logdirs users make."""
 
+import gzip
 import io
 import json
 import urllib.parse
@@ -113,6 +114,21 @@ def test_series_of_a_plain_keras_run(served):
     assert len(series["learning_rate"]) == 3
     for group in ("global", "layers", "predictions", "inputs", "batches"):
         assert series[group] is None
+
+
+def test_series_is_the_same_json_gzipped_or_not(served):
+    # The answer is cached gzipped: a client that does not accept gzip gets it unzipped.
+    plain = served.get("/series?run=stalls")
+    zipped = served.get("/series?run=stalls", headers={"Accept-Encoding": "gzip"})
+    assert plain.status_code == zipped.status_code == 200
+    assert "Content-Encoding" not in plain.headers
+    assert zipped.headers["Content-Encoding"] == "gzip"
+    assert int(plain.headers["Content-Length"]) == len(plain.data)
+    assert int(zipped.headers["Content-Length"]) == len(zipped.data)
+    assert gzip.decompress(zipped.data) == plain.data
+    assert json.loads(plain.data)["epochs"] == list(range(12))
+    head = served.client.head("/data/plugin/stagnation/series?run=stalls")
+    assert head.status_code == 200 and head.data == b""
 
 
 @pytest.mark.parametrize("name", HOSTILE_NAMES)

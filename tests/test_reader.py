@@ -3,13 +3,16 @@
 import glob
 import json
 import os
+import threading
 
 import numpy as np
 import pytest
+from tensorboard import errors as tb_errors
 from tensorboard.compat.proto import summary_pb2
 
 from tb_stagnation.reader.errors import LogdirError
 from tb_stagnation.reader.logdir import open_logdir
+from tb_stagnation.reader.provider_reader import ProviderReader
 from tb_stagnation.summary import metadata, tags
 from tb_stagnation.summary.writer import SummaryWriter
 
@@ -193,3 +196,36 @@ def test_a_logged_nan_differs_from_an_epoch_that_logged_nothing(tmp_path, use_da
     assert run.scalar_present["logs/val_loss"].tolist() == [True, False, True, False]
     series = build_series(run, {"stalled_epochs": []})
     assert series["metrics"]["val_loss"] == [0.5, None, "NaN", None]
+
+
+class _ListingCallsMeet:
+    """A provider whose three listing calls each wait for the other two."""
+
+    def __init__(self, error=None):
+        self._all_called = threading.Barrier(3, timeout=30)
+        self._error = error
+
+    def _listing(self):
+        self._all_called.wait()
+        return {}
+
+    def list_scalars(self, ctx=None, *, experiment_id, plugin_name, run_tag_filter=None):
+        return self._listing()
+
+    def list_tensors(self, ctx=None, *, experiment_id, plugin_name, run_tag_filter=None):
+        self._listing()
+        if self._error is not None:
+            raise self._error
+        return {}
+
+
+def test_a_listing_makes_its_provider_calls_side_by_side():
+    # One after the other, each would be a round trip to the Rust data server
+    # (here: the first call would wait for the others until the barrier broke).
+    assert ProviderReader(_ListingCallsMeet()).list_runs() == {}
+
+
+def test_an_error_of_one_listing_call_is_raised_as_it_is():
+    error = tb_errors.NotFoundError("no experiment")
+    with pytest.raises(tb_errors.NotFoundError, match="no experiment"):
+        ProviderReader(_ListingCallsMeet(error)).list_runs()

@@ -48,41 +48,27 @@ def gradient_stats(readout: Readout, num_layers: int) -> tuple[dict, dict]:
 
 
 def weight_stats(
-    start: Sequence[np.ndarray],
-    end: Sequence[np.ndarray],
+    weight_squares: Sequence[float] | np.ndarray,
+    update_squares: Sequence[float] | np.ndarray,
     layer_of_variable: Sequence[int],
     in_global: Sequence[bool],
     num_layers: int,
 ) -> tuple[dict, dict]:
     """Weight norms and the epoch's update (end - start), per layer and global.
 
-    `layer_of_variable[i]` is the layer of variable i; `in_global[i]` says if
-    it counts for the global values (the weights the model trains in this fit).
+    Per variable i: `weight_squares[i]` is |W_end|^2 and `update_squares[i]`
+    |W_end - W_start|^2 (weight_snapshot.py measures both on the device);
+    `layer_of_variable[i]` is its layer; `in_global[i]` says if it counts for
+    the global values (the weights the model trains in this fit).
     """
     weight_sq = np.zeros(num_layers + 1)
     update_sq = np.zeros(num_layers + 1)
     has_weights = np.zeros(num_layers + 1, bool)
-    for before, after, layer, is_global in zip(start, end, layer_of_variable, in_global):
-        # float32 BLAS dots: a 1M-weight model costs well under a millisecond,
-        # and (after - before) of nearby floats is exact, so updates many
-        # orders below the weights keep their precision.
-        after, before = np.asarray(after), np.asarray(before)
-        if np.iscomplexobj(after) or np.iscomplexobj(before):
-            # Complex weights: the norm counts both parts (|z|^2), never a
-            # silently dropped imaginary part.
-            z_after = after.astype(np.complex64).ravel()
-            z_delta = z_after - before.astype(np.complex64).ravel()
-            w = float(np.vdot(z_after, z_after).real)
-            u = float(np.vdot(z_delta, z_delta).real)
-        else:
-            r_after = after.astype(np.float32, copy=False).ravel()
-            r_delta = r_after - before.astype(np.float32, copy=False).ravel()
-            w = float(np.dot(r_after, r_after))
-            u = float(np.dot(r_delta, r_delta))
+    for w, u, layer, is_global in zip(weight_squares, update_squares, layer_of_variable, in_global):
         targets = [layer] + ([num_layers] if is_global else [])
         for target in targets:
-            weight_sq[target] += w
-            update_sq[target] += u
+            weight_sq[target] += float(w)
+            update_sq[target] += float(u)
             has_weights[target] = True
     weight_norm = np.where(has_weights, np.sqrt(weight_sq), np.nan)
     update_norm = np.where(has_weights, np.sqrt(update_sq), np.nan)

@@ -166,24 +166,29 @@ class FirstBatchCapture:
 
 
 class TappedRecorder:
-    """The recorder, with the capture beside its `record_data` (what hooks.py calls).
+    """The recorder (or another tap of it), with a capture beside its
+    `record_data`, which hooks.py calls with each step's x and y.
 
+    `record(x, y)` adds the capture's ops for one step while `capture.active`.
+    The pre-flight taps the labels (`FirstBatchCapture`), the LR range
+    trigger the rows (`lr_range_trigger.RangeCapture`); both taps can stack.
     A failure of the recorder propagates as before (hooks.py turns it off); a
     failure of the capture turns only the capture off and is reported once.
     """
 
-    def __init__(self, recorder: Any, capture: FirstBatchCapture, on_error: Any) -> None:
+    def __init__(self, recorder: Any, capture: Any, record: Any, on_error: Any) -> None:
         self._recorder = recorder
-        self._capture = capture
+        self.capture = capture
+        self._record = record
         self._on_error = on_error
 
     def record_data(self, x: Any, y: Any, y_pred: Any, loss: Any) -> None:
         self._recorder.record_data(x, y, y_pred, loss)
-        if self._capture.active:
+        if self.capture.active:
             try:
-                self._capture.record(y)
+                self._record(x, y)
             except Exception as error:
-                self._capture.active = False
+                self.capture.active = False
                 self._on_error(error)
 
     def record_gradients(self, grads: list, variables: list) -> None:

@@ -5,7 +5,7 @@ Data flow (the callback calls three things):
 1. `start` (first batch, spec known, nothing traced yet): decides whether the
    inputs and labels can be kept (every leaf a dense numeric tensor of a fixed
    per-sample shape) and, if so, creates `RangeCapture`'s variables and
-   returns the recorder wrapped in `RangeTap`, which copies the first
+   returns the recorder wrapped in `first_batch.TappedRecorder`, which copies the first
    `CAPTURE_ROWS` training rows (x and y, as the real steps see them) into
    them. Inputs it cannot keep (strings, ragged, variable-length) skip the
    test with one warning when the user asked for it explicitly.
@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from tb_stagnation.callback.console import warn_at_user_code
+from tb_stagnation.callback.first_batch import TappedRecorder
 from tb_stagnation.callback.graph_recorder import accumulator_variable, scatter_update
 
 LR_CODES = ("learning_rate_too_small", "learning_rate_too_large")
@@ -108,7 +109,7 @@ class LRRangeTrigger:
         if first.shape[0] is not None:
             self.batch_size = int(first.shape[0]) * max(1, int(replicas))
         self.capture = RangeCapture(tf, keras, model.distribute_strategy, x_spec, y_spec, capacity)
-        return RangeTap(recorder, self.capture, on_error)
+        return TappedRecorder(recorder, self.capture, self.capture.record, on_error)
 
     # -------------------------------------------------------------- epoch end
 
@@ -278,35 +279,6 @@ class RangeCapture:
         x = tree.pack_sequence_as(self._x_spec, leaves[: self._x_count])
         y = tree.pack_sequence_as(self._y_spec, leaves[self._x_count :])
         return x, y
-
-
-class RangeTap:
-    """The recorder (or the pre-flight's tap of it), with the capture beside its
-    `record_data`, which hooks.py calls with each step's x and y.
-
-    A failure of the recorder propagates as before (hooks.py turns it off); a
-    failure of the capture turns only the capture off and is reported once.
-    """
-
-    def __init__(self, recorder: Any, capture: RangeCapture, on_error: Any) -> None:
-        self._recorder = recorder
-        self._capture = capture
-        self._on_error = on_error
-
-    def record_data(self, x: Any, y: Any, y_pred: Any, loss: Any) -> None:
-        self._recorder.record_data(x, y, y_pred, loss)
-        if self._capture.active:
-            try:
-                self._capture.record(x, y)
-            except Exception as error:
-                self._capture.active = False
-                self._on_error(error)
-
-    def record_gradients(self, grads: list, variables: list) -> None:
-        self._recorder.record_gradients(grads, variables)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._recorder, name)
 
 
 # ------------------------------------------------------------------ helpers

@@ -137,7 +137,8 @@ class Preflight:
         if not self._capture.capacity:
             self._skip_overfit()
         self.pending = not (self._checks_done and self._overfit_done)
-        return TappedRecorder(recorder, self._capture, on_error)
+        capture = self._capture
+        return TappedRecorder(recorder, capture, lambda x, y: capture.record(y), on_error)
 
     def _skip_overfit(self) -> None:
         if not self._overfit_done:

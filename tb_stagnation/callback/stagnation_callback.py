@@ -29,6 +29,7 @@ from tb_stagnation.callback.lr_range_trigger import LRRangeTrigger  # noqa: E402
 from tb_stagnation.callback.preflight import OVERFIT_SAMPLES, Preflight  # noqa: E402
 from tb_stagnation.callback.probe import ProbeRunner  # noqa: E402
 from tb_stagnation.callback.stall_stopper import StallStopper  # noqa: E402
+from tb_stagnation.callback.weight_snapshot import WeightSnapshot  # noqa: E402
 from tb_stagnation.compat import keras as compat_keras  # noqa: E402
 from tb_stagnation.summary import tags  # noqa: E402
 from tb_stagnation.summary.writer import SummaryWriteError, SummaryWriter  # noqa: E402
@@ -221,7 +222,7 @@ class StagnationCallback(_KerasCallback):
         self._records_here = True
         self._layers: list = []
         self._variables: list = []  # (variable, layer index, counts globally)
-        self._snapshot: list | None = None
+        self._weights: WeightSnapshot | None = None  # the update ratio's start of epoch
         self._recorder: GraphRecorder | None = None
         self._probe: ProbeRunner | None = None
         self._outputs: list = []
@@ -404,6 +405,7 @@ class StagnationCallback(_KerasCallback):
             for index, layer in enumerate(self._layers)
             for variable in layer.variables
         ]
+        self._weights = WeightSnapshot(tf, [variable for variable, _, _ in self._variables])
 
     def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
         if self._hooks is not None and not self._ignores_this_thread():
@@ -424,8 +426,8 @@ class StagnationCallback(_KerasCallback):
         self._batches_in_epoch = 0
         self._drained_at = 0
         self._last_grad_step_written = -1
-        if self._records_here:
-            self._snapshot = self._guarded(self._read_weights)
+        if self._records_here and self._weights is not None:
+            self._guarded(self._weights.take)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
         if self._ignores_this_thread():
@@ -644,8 +646,8 @@ class StagnationCallback(_KerasCallback):
             return  # a Keras without it: probe_keras warned at on_train_begin
         self._find_layers()
         # No step has run yet: these are the first epoch's starting weights.
-        if self._records_here:
-            self._snapshot = self._read_weights()
+        if self._records_here and self._weights is not None:
+            self._weights.take()
 
     def _plan_labels(self, y_spec: Any) -> LabelPlan | None:
         index = self._stats_index
@@ -772,21 +774,18 @@ class StagnationCallback(_KerasCallback):
         if value is not None:
             scalars[tags.LEARNING_RATE] = value
 
-    def _read_weights(self) -> list:
-        return [np.array(variable.numpy()) for variable, _, _ in self._variables]
-
     def _weight_values(self, scalars: dict, layer_stats: dict) -> None:
-        if self._snapshot is None:
+        # One device call: no per-variable host copy (weight_snapshot.py).
+        squares = self._weights.measure() if self._weights is not None else None
+        if squares is None:
             return
-        end = self._read_weights()
         new_scalars, new_layers = epoch_stats.weight_stats(
-            self._snapshot,
-            end,
+            squares[0],
+            squares[1],
             [index for _, index, _ in self._variables],
             [is_global for _, _, is_global in self._variables],
             len(self._layers),
         )
-        self._snapshot = None  # the one copy per epoch goes as soon as it is used
         scalars.update(new_scalars)
         layer_stats.update(new_layers)
 

@@ -308,8 +308,9 @@ def multi_worker_count(strategy: Any) -> int:
 def quiet_retracing_warning(function: Any) -> None:
     """Sets `tf.function`'s `_omit_frequent_tracing_warning`.
 
-    Why: one probe function per fit is by design, not the retracing loop
-    TensorFlow's warning suspects. Checked: TensorFlow 2.16.2 and 2.21.0.
+    Why: one probe function and one weight-snapshot pair per fit are by
+    design, not the retracing loop TensorFlow's warning suspects.
+    Checked: TensorFlow 2.16.2 and 2.21.0.
     Without it: nothing is set; TensorFlow may log its warning.
     """
     if hasattr(function, "_omit_frequent_tracing_warning"):

@@ -33,11 +33,18 @@ class BadRequestError(Exception):
     """A parameter is missing or malformed; the message says which."""
 
 
-def json_response(request: wrappers.Request, body: Any, status: int = 200, headers=None):
-    """`body`: encoded JSON bytes, or a JSON-ready value to encode."""
+def json_response(
+    request: wrappers.Request, body: Any, status: int = 200, headers=None, gzipped: bool = False
+):
+    """`body`: encoded JSON bytes (gzipped ones when `gzipped`), or a JSON-ready
+    value to encode. TensorBoard gzips the rest when the client accepts it, and
+    unzips a gzipped body for a client that does not."""
     if not isinstance(body, bytes):
         body = jsonable.dumps(body)
-    return http_util.Respond(request, body, JSON, code=status, headers=headers)
+    encoding = "gzip" if gzipped else None
+    return http_util.Respond(
+        request, body, JSON, code=status, headers=headers, content_encoding=encoding
+    )
 
 
 def error_response(request: wrappers.Request, status: int, message: str, headers=None):

@@ -103,7 +103,8 @@ class StagnationPlugin(base_plugin.TBPlugin):
     def _serve_series(self, request: wrappers.Request):
         run = run_param(request)
         reader, scope = self._reader(request, run)
-        return json_response(request, self._analyses.series_json(reader, scope, run))
+        body = self._analyses.series_gzip(reader, scope, run)
+        return json_response(request, body, gzipped=True)
 
     def _reader(
         self, request: wrappers.Request, run: str | None = None

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,6 +71,10 @@ MAX_MATRIX_CELLS = 1 << 24
 # Why a tag was skipped, per TensorBoard run: tag -> one of these.
 _MALFORMED = "malformed"
 _TOO_LARGE = "too large"
+# Runs the provider calls of a listing side by side (see `_all_at_once`).
+# Enough for a few requests at once; more only queue, never deadlock (a
+# caller runs one call itself and the pool's calls wait on nothing).
+_LISTING_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tb_stagnation_list")
 
 
 @dataclass(frozen=True)
@@ -111,13 +117,15 @@ class ProviderReader:
 
     def list_runs(self) -> dict[str, RunListing]:
         """Every logical run with our data or Keras's epoch scalars."""
-        ours = self._list_scalars(metadata.PLUGIN_NAME)
-        # A run that failed at its first step has a model card and a pre-flight
-        # record (tensors) and no epoch yet; it is listed all the same.
-        our_tensors = self._provider.list_tensors(
-            self._ctx, experiment_id=self._experiment_id, plugin_name=metadata.PLUGIN_NAME
+        ours, our_tensors, keras = _all_at_once(
+            lambda: self._list_scalars(metadata.PLUGIN_NAME),
+            # A run that failed at its first step has a model card and a pre-flight
+            # record (tensors) and no epoch yet; it is listed all the same.
+            lambda: self._provider.list_tensors(
+                self._ctx, experiment_id=self._experiment_id, plugin_name=metadata.PLUGIN_NAME
+            ),
+            lambda: self._list_scalars(_KERAS_PLUGIN),
         )
-        keras = self._list_scalars(_KERAS_PLUGIN)
         grouped = run_names.group_runs(list(ours) + list(our_tensors) + list(keras))
         # Before the loop: a custom loop's `test/` folder joins its `train/` sibling.
         ungrouped = run_names.ungrouped_runs(keras, grouped)
@@ -507,6 +515,25 @@ class ProviderReader:
                 continue
             by_tag.update(points.get(run, {}))
         return {run: by_tag} if by_tag else {}
+
+
+def _all_at_once(*calls: Callable[[], Any]) -> list[Any]:
+    """The results of `calls`, made concurrently; the first error is raised.
+
+    Over the Rust data server each call is a gRPC round trip, and a listing
+    takes three: made one after the other they cost three round trips where
+    TensorBoard's own routes pay one (each can wait ~40 ms for a delayed
+    TCP ACK). gRPC waits without the GIL, so side by side they cost one.
+    With the Python loader they take turns on the GIL, as before.
+    """
+    first, *rest = calls
+    futures = [_LISTING_POOL.submit(call) for call in rest]
+    try:
+        results = [first()]
+    finally:
+        # Even when `first` raised: no call outlives the request that made it.
+        futures_wait(futures)
+    return results + [future.result() for future in futures]
 
 
 def _newest_wall_time(series: Iterable[Any]) -> float:

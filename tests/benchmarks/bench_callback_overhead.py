@@ -1,11 +1,13 @@
 """Training-time overhead of StagnationCallback, beside keras.callbacks.TensorBoard.
 
     python tests/benchmarks/bench_callback_overhead.py [--reps 5 --epochs 6]
-        [--models cnn,mlp] [--jit auto|on|off] [--gradient-freq 1]
+        [--models cnn,mlp,resnet] [--jit auto|on|off] [--gradient-freq 1]
+        [--layers 10,30,100,300] [--memory]
 
-For each model, (a) a small CNN on 28x28x1 synthetic images and (b) an MLP
-with about 1M parameters, both 100 steps of 64 samples per epoch, it times
-`fit` with
+Three models, each 100 steps of 64 samples per epoch on synthetic data:
+(a) `cnn`, a small CNN on 28x28x1 images, (b) `mlp`, an MLP with about 1M
+parameters, (c) `resnet`, a residual CNN of 45 layers (8 blocks of
+conv-BN-ReLU-conv-BN-add-ReLU on 16x16x8 images). For each it times `fit` with
 
 - no callback,
 - `StagnationCallback` at its defaults (plus `--gradient-freq` if given),
@@ -16,26 +18,48 @@ model each time, and prints the medians and their ratios to "no callback":
 
 - `epoch`: the steady-state epoch (median over epochs 2..E of the time from
   one epoch end to the next, so our epoch-end work is inside it);
-- `epoch cpu`: the same, in this process's CPU time (steadier than wall time
-  when other jobs share the machine);
+- `epoch cpu`: the same, in this process's CPU time (all threads; steadier
+  than wall time when other jobs share the machine);
 - `fit`: the whole `fit` call, tracing and XLA compilation included.
 
-Then `step`: the train step alone, instrumented by StagnationCallback versus
-clean, on one model in one process, alternating blocks of 10 steps (median
-per-step time over the blocks). Fit-level timings on a machine shared with
-other jobs swing by more than the 5% we look for; this one does not see the
-per-epoch host work but isolates what the in-graph statistics cost.
+Then where the time goes, per part:
 
-The target is `epoch` <= 1.05x for StagnationCallback at defaults. Synthetic
+- `step`: the train step alone, instrumented versus clean, on one model in
+  one process, alternating blocks of 10 steps (median per-step time), for
+  three instrumentations: the per-step data statistics alone (label counts,
+  input sums, batch fingerprint; `gradient_freq` past the epoch, probe off),
+  plus filling the probe, plus the gradient pass every `gradient_freq` steps
+  (the defaults). Differences between rows are each part's cost.
+- `host`: milliseconds per steady-state epoch in each part of the callback's
+  Python side (weight snapshot and update norms, accumulator readout, probe
+  pass, writing, per-batch hooks), timed inside the stagnation fits above.
+
+`--layers 10,30,100,300` adds the layer-count scaling: a stack of N
+Dense(32, relu) layers, one model per N, fits without and with the callback
+alternating on that model (so the clean train function is traced once), and
+prints the steady-state epoch ratio and the callback's host time per epoch
+for each N. The target is a flat per-layer cost: 300 layers within 1.05x.
+
+`--memory` prints peak resident memory of a fit with and without the
+callback, each in a fresh subprocess, on an MLP with 17M parameters (so the
+weights dominate), and how many bytes the callback holds across an epoch
+for the update ratio.
+
+The target is `epoch cpu` and `step` <= 1.03x at the defaults. Synthetic
 data only; nothing is downloaded. Logs go to a temporary folder.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import json
 import os
+import resource
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -46,8 +70,27 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from tb_stagnation import StagnationCallback  # noqa: E402
+from tb_stagnation.callback.weight_snapshot import WeightSnapshot  # noqa: E402
 
 VARIANTS = ("none", "stagnation", "tensorboard")
+
+# The callback's host-side parts, by the method that does each (timed from
+# outside, on the instance): what the `host` breakdown prints.
+HOST_PARTS = {
+    "weight snapshot (epoch begin)": "on_epoch_begin",
+    "update norms (epoch end)": "_weight_values",
+    "accumulator readout": "_recorder_values",
+    "probe pass": "_probe_values",
+    "writing": "_write_epoch",
+    "per-batch hooks": ("on_train_batch_begin", "on_train_batch_end"),
+}
+
+# Step A/B instrumentations, each adding one part to the one before.
+STEP_PARTS = (
+    ("data statistics", {"gradient_freq": 10**9, "probe_size": 0}),
+    ("+ probe fill", {"gradient_freq": 10**9}),
+    ("+ gradient pass (defaults)", {}),
+)
 
 
 class EpochClock(keras.callbacks.Callback):
@@ -64,6 +107,43 @@ class EpochClock(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         self.ends.append(time.perf_counter())
         self.cpu_ends.append(time.process_time())
+
+
+class PartTimer:
+    """Seconds spent in each of HOST_PARTS, on one callback instance, from epoch 2 on."""
+
+    def __init__(self, callback: StagnationCallback) -> None:
+        self.seconds: dict = collections.defaultdict(float)
+        self.epochs = 0
+        self._counting = False
+        for part, names in HOST_PARTS.items():
+            for name in (names,) if isinstance(names, str) else names:
+                self._wrap(callback, name, part)
+        epoch_end = callback.on_epoch_end
+
+        def on_epoch_end(epoch, logs=None):
+            epoch_end(epoch, logs)
+            # Epoch 1 holds tracing: count from the second epoch on.
+            self.epochs += int(self._counting)
+            self._counting = True
+
+        callback.on_epoch_end = on_epoch_end
+
+    def _wrap(self, callback, name, part):
+        original = getattr(callback, name)
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                if self._counting:
+                    self.seconds[part] += time.perf_counter() - start
+
+        setattr(callback, name, timed)
+
+    def per_epoch_ms(self) -> dict:
+        return {part: 1e3 * self.seconds[part] / max(self.epochs, 1) for part in HOST_PARTS}
 
 
 def cnn_case() -> tuple:
@@ -89,19 +169,19 @@ def cnn_case() -> tuple:
     return build, x, y, 64
 
 
-def mlp_case() -> tuple:
+def mlp_case(width: int = 1024) -> tuple:
     rng = np.random.default_rng(0)
     x = rng.normal(size=(6400, 784)).astype(np.float32)
     y = rng.integers(0, 10, 6400)
 
     def build() -> keras.Model:
         keras.utils.set_random_seed(1)
-        # 784*1024 + 1024*256 + 256*10 (+ biases) = 1.07M parameters.
+        # At width 1024: 784*1024 + 1024*256 + 256*10 (+ biases) = 1.07M parameters.
         return keras.Sequential(
             [
                 keras.Input((784,)),
-                keras.layers.Dense(1024, activation="relu"),
-                keras.layers.Dense(256, activation="relu"),
+                keras.layers.Dense(width, activation="relu"),
+                keras.layers.Dense(width // 4, activation="relu"),
                 keras.layers.Dense(10, activation="softmax"),
             ]
         )
@@ -109,41 +189,96 @@ def mlp_case() -> tuple:
     return build, x, y, 64
 
 
-def run_once(case: tuple, variant: str, epochs: int, jit: object, logdir: str, gradient_freq: int):
-    build, x, y, batch_size = case
-    model = build()
+def resnet_case(blocks: int = 8) -> tuple:
+    rng = np.random.default_rng(0)
+    x = rng.random((6400, 16, 16, 8), dtype=np.float32)
+    y = rng.integers(0, 10, 6400)
+
+    def build() -> keras.Model:
+        keras.utils.set_random_seed(1)
+        inputs = keras.Input((16, 16, 8))
+        h = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inputs)
+        for _ in range(blocks):
+            r = keras.layers.Conv2D(16, 3, padding="same")(h)
+            r = keras.layers.BatchNormalization()(r)
+            r = keras.layers.ReLU()(r)
+            r = keras.layers.Conv2D(16, 3, padding="same")(r)
+            r = keras.layers.BatchNormalization()(r)
+            h = keras.layers.ReLU()(keras.layers.Add()([h, r]))
+        h = keras.layers.GlobalAveragePooling2D()(h)
+        return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(h))
+
+    return build, x, y, 64
+
+
+def stack_case(layers: int) -> tuple:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6400, 32)).astype(np.float32)
+    y = rng.integers(0, 10, 6400)
+
+    def build() -> keras.Model:
+        keras.utils.set_random_seed(1)
+        hidden = [keras.layers.Dense(32, activation="relu") for _ in range(layers)]
+        return keras.Sequential(
+            [keras.Input((32,)), *hidden, keras.layers.Dense(10, activation="softmax")]
+        )
+
+    return build, x, y, 64
+
+
+CASES = {"cnn": cnn_case, "mlp": mlp_case, "resnet": resnet_case}
+
+
+def compile_model(model: keras.Model, jit: object) -> None:
     model.compile(
         optimizer="adam",
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
         jit_compile=jit,
     )
-    clock = EpochClock()
-    callbacks = []
+
+
+def make_callbacks(variant: str, logdir: str, gradient_freq: int) -> tuple[list, PartTimer | None]:
     if variant == "stagnation":
         kwargs = {"gradient_freq": gradient_freq} if gradient_freq else {}
-        callbacks.append(StagnationCallback(log_dir=logdir, **kwargs))
-    elif variant == "tensorboard":
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=logdir, histogram_freq=1))
-    callbacks.append(clock)
+        callback = StagnationCallback(log_dir=logdir, **kwargs)
+        return [callback], PartTimer(callback)
+    if variant == "tensorboard":
+        return [keras.callbacks.TensorBoard(log_dir=logdir, histogram_freq=1)], None
+    return [], None
+
+
+def timed_fit(model, case, epochs, callbacks) -> tuple[float, float, float]:
+    """(fit seconds, median steady-state epoch seconds, the same in CPU seconds)."""
+    _, x, y, batch_size = case
+    clock = EpochClock()
     start = time.perf_counter()
-    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=callbacks)
+    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=callbacks + [clock])
     total = time.perf_counter() - start
     # Epochs 2..E: no tracing inside.
-    epoch = float(np.median(np.diff(clock.ends)))
-    epoch_cpu = float(np.median(np.diff(clock.cpu_ends)))
-    return total, epoch, epoch_cpu, model.count_params()
+    return (
+        total,
+        float(np.median(np.diff(clock.ends))),
+        float(np.median(np.diff(clock.cpu_ends))),
+    )
 
 
-def step_ab(case: tuple, jit: object, logdir: str, gradient_freq: int, blocks: int) -> tuple:
-    """Median per-step seconds of the (clean, instrumented) train function."""
+def run_once(case: tuple, variant: str, epochs: int, jit: object, logdir: str, gradient_freq: int):
+    model = case[0]()
+    compile_model(model, jit)
+    callbacks, timer = make_callbacks(variant, logdir, gradient_freq)
+    total, epoch, epoch_cpu = timed_fit(model, case, epochs, callbacks)
+    return total, epoch, epoch_cpu, model.count_params(), timer
+
+
+def step_ab(case: tuple, jit: object, logdir: str, kwargs: dict, blocks: int) -> tuple:
+    """Median per-step seconds of the (clean, instrumented) train function: wall, then CPU."""
     build, x, y, batch_size = case
     model = build()
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=jit)
     model.fit(x[:batch_size], y[:batch_size], batch_size=batch_size, epochs=1, verbose=0)
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size, drop_remainder=True)
     iterator = iter(dataset.repeat().prefetch(4))
-    kwargs = {"gradient_freq": gradient_freq} if gradient_freq else {}
     callback = StagnationCallback(log_dir=logdir, **kwargs)
     # Drive the callback as `fit` does, then keep its traced train function.
     callback.set_model(model)
@@ -158,80 +293,195 @@ def step_ab(case: tuple, jit: object, logdir: str, gradient_freq: int, blocks: i
     clean = model.train_function
     for _ in range(5):
         clean(iterator)
-    times = {"clean": [], "instrumented": []}
+    times: dict = {"clean": [], "instrumented": []}
+    cpu: dict = {"clean": [], "instrumented": []}
     for block in range(blocks):
         order = [("clean", clean), ("instrumented", instrumented)]
         for name, function in order if block % 2 else order[::-1]:
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             for _ in range(10):
                 function(iterator)
             times[name].append((time.perf_counter() - start) / 10)
-    return statistics.median(times["clean"]), statistics.median(times["instrumented"])
+            cpu[name].append((time.process_time() - start_cpu) / 10)
+    return (
+        statistics.median(times["clean"]),
+        statistics.median(times["instrumented"]),
+        statistics.median(cpu["clean"]),
+        statistics.median(cpu["instrumented"]),
+    )
+
+
+def print_host_parts(timers: list) -> None:
+    parts = [timer.per_epoch_ms() for timer in timers if timer is not None]
+    if not parts:
+        return
+    medians = {part: statistics.median(p[part] for p in parts) for part in HOST_PARTS}
+    print(f"host, ms per steady-state epoch (median of {len(parts)} fits):")
+    for part, ms in medians.items():
+        print(f"  {part:<32}{ms:>8.2f}")
+    print(f"  {'total':<32}{sum(medians.values()):>8.2f}")
+
+
+def bench_model(name: str, case: tuple, args, jit, root: str) -> None:
+    totals = {v: [] for v in VARIANTS}
+    epochs = {v: [] for v in VARIANTS}
+    cpus = {v: [] for v in VARIANTS}
+    timers = []
+    params = 0
+    # A warm-up fit of each variant: first-use costs (imports, thread
+    # pools) must not land on whichever variant happens to run first.
+    for variant in VARIANTS:
+        run_once(case, variant, 2, jit, os.path.join(root, f"{name}_warm"), args.gradient_freq)
+    for rep in range(args.reps):
+        for variant in VARIANTS:
+            logdir = os.path.join(root, f"{name}_{variant}_{rep}")
+            total, epoch, cpu, params, timer = run_once(
+                case, variant, args.epochs, jit, logdir, args.gradient_freq
+            )
+            totals[variant].append(total)
+            epochs[variant].append(epoch)
+            cpus[variant].append(cpu)
+            timers.append(timer)
+    base_total = statistics.median(totals["none"])
+    base_epoch = statistics.median(epochs["none"])
+    base_cpu = statistics.median(cpus["none"])
+    print(
+        f"\n{name}: {params:,} parameters, {args.epochs} epochs, jit_compile={args.jit}, "
+        f"{args.reps} interleaved repetitions, medians"
+    )
+    print(
+        f"{'variant':<14}{'epoch ratio':>12}{'cpu ratio':>11}{'fit ratio':>11}"
+        f"{'epoch s':>10}{'epoch cpu s':>13}{'fit s':>9}"
+    )
+    for variant in VARIANTS:
+        epoch = statistics.median(epochs[variant])
+        cpu = statistics.median(cpus[variant])
+        total = statistics.median(totals[variant])
+        print(
+            f"{variant:<14}{epoch / base_epoch:>12.3f}{cpu / base_cpu:>11.3f}"
+            f"{total / base_total:>11.3f}{epoch:>10.4f}{cpu:>13.4f}{total:>9.3f}"
+        )
+    print_host_parts(timers)
+    print(f"step (train function alone), instrumented / clean:{'wall':>10}{'cpu':>8}")
+    for label, kwargs in STEP_PARTS:
+        if args.gradient_freq and "gradient_freq" not in kwargs:
+            kwargs = {**kwargs, "gradient_freq": args.gradient_freq}
+        clean, instrumented, clean_cpu, instrumented_cpu = step_ab(
+            case, jit, os.path.join(root, f"{name}_step"), kwargs, args.step_blocks
+        )
+        print(
+            f"  {label:<32}{instrumented / clean:>8.3f}{instrumented_cpu / clean_cpu:>8.3f}"
+            f"   ({clean * 1e3:.3f} ms -> {instrumented * 1e3:.3f} ms wall)"
+        )
+
+
+def bench_layers(counts: list[int], args, jit, root: str) -> None:
+    """Steady-state epoch ratio and host time per epoch against the layer count."""
+    print(
+        f"\nlayer-count scaling: Dense(32) stacks, {args.epochs} epochs, "
+        f"{args.reps} alternations per model"
+    )
+    print(
+        f"{'layers':>7}{'epoch ratio':>13}{'cpu ratio':>11}{'host ms/epoch':>15}"
+        f"{'clean epoch s':>15}"
+    )
+    for count in counts:
+        case = stack_case(count)
+        model = case[0]()
+        compile_model(model, jit)
+        timed_fit(model, case, 2, [])  # traces Keras's own train function once
+        epochs = {"none": [], "stagnation": []}
+        cpus = {"none": [], "stagnation": []}
+        timers = []
+        for rep in range(args.reps):
+            for variant in ("none", "stagnation"):
+                callbacks, timer = make_callbacks(
+                    variant, os.path.join(root, f"stack{count}_{rep}"), args.gradient_freq
+                )
+                _, epoch, cpu = timed_fit(model, case, args.epochs, callbacks)
+                epochs[variant].append(epoch)
+                cpus[variant].append(cpu)
+                timers.append(timer)
+        host = statistics.median(sum(t.per_epoch_ms().values()) for t in timers if t)
+        clean = statistics.median(epochs["none"])
+        print(
+            f"{count:>7}{statistics.median(epochs['stagnation']) / clean:>13.3f}"
+            f"{statistics.median(cpus['stagnation']) / statistics.median(cpus['none']):>11.3f}"
+            f"{host:>15.1f}{clean:>15.3f}"
+        )
+
+
+def peak_memory_child(variant: str, logdir: str) -> None:
+    """In a subprocess: one fit of the 17M-parameter MLP; prints JSON for the parent."""
+    case = mlp_case(width=8192)
+    _, x, y, batch_size = case
+    model = case[0]()
+    compile_model(model, "auto")
+    callbacks, _ = make_callbacks(variant, logdir, 0)
+    model.fit(x[:1280], y[:1280], batch_size=batch_size, epochs=2, verbose=0, callbacks=callbacks)
+    # What the callback keeps across an epoch for the update ratio: the same
+    # snapshot over the same variables (its layers' weights).
+    snapshot = WeightSnapshot(tf, model.weights)
+    snapshot.take()
+    held = snapshot.held_bytes
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    weights = sum(int(np.prod(w.shape)) * 4 for w in model.trainable_weights)
+    print(
+        json.dumps(
+            {"peak_mb": peak_kib / 1024, "held_mb": held / 2**20, "weights_mb": weights / 2**20}
+        )
+    )
+
+
+def bench_memory(root: str) -> None:
+    print("\npeak memory, one 2-epoch fit per fresh process (MLP 784-8192-2048-10):")
+    results = {}
+    for variant in ("none", "stagnation"):
+        output = subprocess.run(
+            [sys.executable, __file__, "--memory-child", variant, "--logdir", root],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        results[variant] = json.loads(output.strip().splitlines()[-1])
+    none, ours = results["none"], results["stagnation"]
+    print(
+        f"  trainable weights {none['weights_mb']:.0f} MB; "
+        f"peak RSS without {none['peak_mb']:.0f} MB, "
+        f"with {ours['peak_mb']:.0f} MB (ratio {ours['peak_mb'] / none['peak_mb']:.3f}); "
+        f"held by the callback for the update ratio: {ours['held_mb']:.1f} MB"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--models", default="cnn,mlp")
+    parser.add_argument("--models", default="cnn,mlp,resnet")
     parser.add_argument("--jit", choices=("auto", "on", "off"), default="auto")
     parser.add_argument(
         "--gradient-freq", type=int, default=0, help="0: StagnationCallback's default"
     )
     parser.add_argument("--step-blocks", type=int, default=60)
+    parser.add_argument(
+        "--layers", default="", help="layer counts to scale over, e.g. 10,30,100,300"
+    )
+    parser.add_argument("--memory", action="store_true")
+    parser.add_argument("--memory-child", choices=("none", "stagnation"), help=argparse.SUPPRESS)
+    parser.add_argument("--logdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.memory_child:
+        peak_memory_child(args.memory_child, args.logdir)
+        return
     jit = {"auto": "auto", "on": True, "off": False}[args.jit]
-    cases = {"cnn": cnn_case, "mlp": mlp_case}
     root = tempfile.mkdtemp(prefix="tb_stagnation_bench_")
     try:
-        for name in args.models.split(","):
-            case = cases[name]()
-            totals = {v: [] for v in VARIANTS}
-            epochs = {v: [] for v in VARIANTS}
-            cpus = {v: [] for v in VARIANTS}
-            params = 0
-            # A warm-up fit of each variant: first-use costs (imports, thread
-            # pools) must not land on whichever variant happens to run first.
-            for variant in VARIANTS:
-                run_once(
-                    case, variant, 2, jit, os.path.join(root, f"{name}_warm"), args.gradient_freq
-                )
-            for rep in range(args.reps):
-                for variant in VARIANTS:
-                    logdir = os.path.join(root, f"{name}_{variant}_{rep}")
-                    total, epoch, cpu, params = run_once(
-                        case, variant, args.epochs, jit, logdir, args.gradient_freq
-                    )
-                    totals[variant].append(total)
-                    epochs[variant].append(epoch)
-                    cpus[variant].append(cpu)
-            base_total = statistics.median(totals["none"])
-            base_epoch = statistics.median(epochs["none"])
-            base_cpu = statistics.median(cpus["none"])
-            print(
-                f"\n{name}: {params:,} parameters, {args.epochs} epochs, jit_compile={args.jit}, "
-                f"{args.reps} interleaved repetitions, medians"
-            )
-            print(
-                f"{'variant':<14}{'epoch s':>10}{'ratio':>8}{'epoch cpu s':>13}{'ratio':>8}"
-                f"{'fit s':>10}{'ratio':>8}"
-            )
-            for variant in VARIANTS:
-                epoch = statistics.median(epochs[variant])
-                cpu = statistics.median(cpus[variant])
-                total = statistics.median(totals[variant])
-                print(
-                    f"{variant:<14}{epoch:>10.4f}{epoch / base_epoch:>8.3f}"
-                    f"{cpu:>13.4f}{cpu / base_cpu:>8.3f}"
-                    f"{total:>10.3f}{total / base_total:>8.3f}"
-                )
-            clean, instrumented = step_ab(
-                case, jit, os.path.join(root, f"{name}_step"), args.gradient_freq, args.step_blocks
-            )
-            print(
-                f"step (train function alone): clean {clean * 1e3:.3f} ms, "
-                f"instrumented {instrumented * 1e3:.3f} ms, ratio {instrumented / clean:.3f}"
-            )
+        for name in filter(None, args.models.split(",")):
+            bench_model(name, CASES[name](), args, jit, root)
+        if args.layers:
+            bench_layers([int(n) for n in args.layers.split(",")], args, jit, root)
+        if args.memory:
+            bench_memory(root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
