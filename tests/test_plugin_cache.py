@@ -20,11 +20,13 @@ class FakeReader:
     def __init__(self, names):
         self.steps = dict.fromkeys(names, 3)
         self.read_calls = []
+        self.list_calls = 0
 
     def grow(self, name):
         self.steps[name] += 1
 
     def list_runs(self):
+        self.list_calls += 1
         return {
             name: RunListing(name, "callback", steps - 1, 1000.0 + steps, {"stagnation": name})
             for name, steps in self.steps.items()
@@ -114,6 +116,34 @@ def test_report_and_series_share_one_read_and_follow_changes():
     assert json.loads(analyses.series_json(reader, "", "a"))["epochs"] == [0, 1, 2, 3]
     assert analyses.report(reader, "", "a")["epochs"] == 4
     assert reader.read_calls == [["a"], ["a"]] and analyze.calls == ["a", "a"]
+
+
+def test_report_and_series_reuse_a_listing_of_runs_from_the_last_second():
+    reader, analyze = FakeReader(["a", "b"]), CountingAnalyze()
+    now = [100.0]
+    analyses = RunAnalyses(analyze, monotonic=lambda: now[0])
+    analyses.runs(reader, "exp")
+    assert reader.list_calls == 1
+    # The tab asks for /report and /series right after /runs: no listing again.
+    now[0] += 0.5
+    analyses.report(reader, "exp", "a")
+    analyses.series_json(reader, "exp", "a")
+    assert reader.list_calls == 1
+    assert reader.read_calls == [["a", "b"], ["a"]]  # /runs keeps reports only; /series reads
+    # Another experiment has no recent listing of its own.
+    analyses.report(reader, "other", "a")
+    assert reader.list_calls == 2
+    # Older than the reuse window: listed again, and a grown run is seen.
+    reader.grow("a")
+    now[0] += 1.0
+    assert analyses.report(reader, "exp", "a")["epochs"] == 4
+    assert reader.list_calls == 3
+    # A run the recent listing does not hold is listed, not refused.
+    reader.steps["c"] = 3
+    analyses.runs(reader, "exp")
+    del reader.steps["c"]
+    with pytest.raises(UnknownRunError):
+        analyses.report(reader, "exp", "d")
 
 
 def test_scopes_are_kept_apart():

@@ -34,7 +34,7 @@ def test_small_variables_are_exact_and_large_ones_estimated_closely():
     weights, changes = snapshot.measure()
     for index, variable in enumerate(variables):
         exact_weight, exact_update = _exact(start[index], variable.numpy())
-        assert weights[index] == pytest.approx(exact_weight, rel=1e-9)
+        assert weights[index] == pytest.approx(exact_weight, rel=1e-6)  # float32 sums
         if np.prod(variable.shape) <= weight_snapshot.EXACT_LIMIT:
             assert changes[index] == pytest.approx(exact_update, rel=1e-6)
         else:

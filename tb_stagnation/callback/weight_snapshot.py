@@ -106,12 +106,14 @@ class WeightSnapshot:
 
     def _kept_values(self) -> tuple:
         tf = self._tf
-        whole, sketches, complex_values = [], [], []
+        whole: list = []
+        sketches: list = []
+        complex_values: list = []
         signs = self._signs()
         for variable, sketched in zip(self._variables, self._sketched):
             value = tf.convert_to_tensor(variable)
             if sketched:
-                sketches.append(_sketch(tf, value, signs))
+                sketches.append(_sketch(tf, value, signs, sketches[-1] if sketches else None))
             elif value.dtype.is_complex:
                 complex_values.append(tf.identity(value))
             else:
@@ -125,6 +127,7 @@ class WeightSnapshot:
         weights, updates = [], []
         signs = self._signs()
         offset = sketch_index = complex_index = 0
+        previous_sketch = None
         for variable, sketched in zip(self._variables, self._sketched):
             after = tf.convert_to_tensor(variable)
             if after.dtype.is_complex:
@@ -134,9 +137,11 @@ class WeightSnapshot:
                 weights.append(_complex_square_sum(tf, after))
                 updates.append(_complex_square_sum(tf, after - before))
                 continue
-            weights.append(tf.reduce_sum(tf.square(tf.cast(after, tf.float64))))
+            # One fused float32 reduction, no temporary of the variable's size.
+            weights.append(tf.cast(2.0 * tf.nn.l2_loss(tf.cast(after, tf.float32)), tf.float64))
             if sketched:
-                delta = _sketch(tf, after, signs) - matrix[sketch_index]
+                previous_sketch = _sketch(tf, after, signs, previous_sketch)
+                delta = previous_sketch - matrix[sketch_index]
                 sketch_index += 1
             else:
                 size = after.shape.num_elements()
@@ -155,20 +160,43 @@ class WeightSnapshot:
         return self._tf.cast(self._tf.constant(self._sign_table), self._tf.float64)
 
 
-def _sketch(tf: Any, value: Any, signs: Any) -> Any:
-    """[SKETCH_BUCKETS] float64: bucket b sums sign * value over entries i = b mod B."""
+def _sketch(tf: Any, value: Any, signs: Any, after: Any = None) -> Any:
+    """[SKETCH_BUCKETS] float64: bucket b sums sign * value over entries i = b mod B.
+
+    Full slices go through a `tf.while_loop` with one iteration at a time, and
+    everything waits for `after` (the sketch before): left to itself
+    TensorFlow runs independent slices at once, and their float64 temporaries
+    together were several times the variable's size.
+    """
     flat = tf.reshape(value, [-1])
     size = int(flat.shape[0])
     width = SLICE_ROWS * SKETCH_BUCKETS
-    total = tf.zeros([SKETCH_BUCKETS], tf.float64)
-    for index, low in enumerate(range(0, size, width)):
-        high = min(size, low + width)
-        rows = -(-(high - low) // SKETCH_BUCKETS)
-        piece = tf.pad(
-            tf.cast(flat[low:high], tf.float64), [[0, rows * SKETCH_BUCKETS - (high - low)]]
+    full = size // width
+
+    def add_slice(index: Any, total: Any) -> tuple:
+        piece = tf.cast(flat[index * width : (index + 1) * width], tf.float64)
+        turn = tf.math.floormod(index * SLICE_TURN, SKETCH_BUCKETS)
+        table = tf.roll(signs, shift=-turn, axis=1)
+        rows = tf.reshape(piece, [SLICE_ROWS, SKETCH_BUCKETS])
+        return index + 1, total + tf.reduce_sum(rows * table, axis=0)
+
+    with tf.control_dependencies([after] if after is not None else []):
+        total = tf.zeros([SKETCH_BUCKETS], tf.float64)
+    if full:
+        _, total = tf.while_loop(
+            lambda index, _: index < full,
+            add_slice,
+            (tf.constant(0), total),
+            parallel_iterations=1,
         )
-        turn = (index * SLICE_TURN) % SKETCH_BUCKETS
-        table = tf.roll(signs[:rows], shift=-turn, axis=1) if turn else signs[:rows]
+    if size > full * width:
+        # The last, partial slice: padded with zeros to whole rows.
+        with tf.control_dependencies([total]):
+            wide = tf.cast(flat[full * width :], tf.float64)
+        rows = -(-(size - full * width) // SKETCH_BUCKETS)
+        piece = tf.pad(wide, [[0, rows * SKETCH_BUCKETS - (size - full * width)]])
+        turn = (full * SLICE_TURN) % SKETCH_BUCKETS
+        table = tf.roll(signs[:rows], shift=-turn, axis=1)
         total += tf.reduce_sum(tf.reshape(piece, [rows, SKETCH_BUCKETS]) * table, axis=0)
     return total
 

@@ -1,8 +1,9 @@
 """Analysis results per run, cached until the run changes.
 
 A run's listing fingerprint (source, newest step, newest wall time, how many
-tags reached the newest step) is cheap to get from the data provider and
-changes whenever TensorBoard loads a new value.
+tags reached the newest step) comes from the data provider's listings (three
+calls) and changes whenever TensorBoard loads a new value; `/report` and
+`/series` reuse the listing of a `/runs` from the last second.
 Reports, small and needed for every run by `/runs`, live in a large LRU; the
 `/series` answers, large and needed for the selected run only, in a small one,
 gzipped once as TensorBoard would gzip them for every request.
@@ -41,6 +42,13 @@ DEFAULT_SERIES_CAPACITY = 16
 DEFAULT_READ_BATCH = 64
 # What tensorboard.backend.http_util.Respond compresses with.
 GZIP_LEVEL = 3
+# `/report` and `/series` reuse the listing of a `/runs` answered this
+# recently in the same experiment instead of listing again: the tab asks for
+# the three together, and a listing is three data-server calls (over the Rust
+# server each later call in a burst waits ~40 ms for a delayed TCP ACK). Far
+# below TensorBoard's reload interval (5 s by default), so the answers are no
+# staler than the data TensorBoard itself has loaded.
+LISTING_REUSE_SECONDS = 1.0
 
 
 class AnalysisError(Exception):
@@ -60,6 +68,8 @@ class RunAnalyses:
         series_capacity: int = DEFAULT_SERIES_CAPACITY,
         read_batch: int = DEFAULT_READ_BATCH,
         clock: Callable[[], float] = time.time,
+        listing_reuse_seconds: float = LISTING_REUSE_SECONDS,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._analyze = analyze
         self._reports = FingerprintCache(report_capacity)
@@ -68,12 +78,17 @@ class RunAnalyses:
         self._clock = clock
         self._compute_lock = threading.Lock()
         self._log = OnceLogger()
+        self._listing_reuse_seconds = listing_reuse_seconds
+        self._monotonic = monotonic
+        # scope -> (when, the listing of every run): the newest `/runs` listing.
+        self._recent_listings: dict[str, tuple[float, dict[str, RunListing]]] = {}
 
     # -- the three answers -----------------------------------------------------
 
     def runs(self, reader: ProviderReader, scope: str) -> dict[str, Any]:
         """The `/runs` object; analyses only the runs that changed."""
         listings = reader.list_runs()
+        self._recent_listings[scope] = (self._monotonic(), listings)
         found = self._cached_reports(scope, listings.values())
         stale = [listing for listing in listings.values() if listing.name not in found]
         if stale:
@@ -86,7 +101,7 @@ class RunAnalyses:
 
         Raises UnknownRunError or AnalysisError.
         """
-        listing = _listing(reader, name)
+        listing = self._listing(reader, scope, name)
         analysis = self._reports.get((scope, name), listing.fingerprint)
         if analysis is None:
             analysis, _ = self._analyze_one(reader, scope, listing)
@@ -103,11 +118,23 @@ class RunAnalyses:
 
     def series_gzip(self, reader: ProviderReader, scope: str, name: str) -> bytes:
         """`series_json`, gzipped: what the route sends."""
-        listing = _listing(reader, name)
+        listing = self._listing(reader, scope, name)
         body = self._series.get((scope, name), listing.fingerprint)
         if body is None:
             _, body = self._analyze_one(reader, scope, listing)
         return body
+
+    def _listing(self, reader: ProviderReader, scope: str, name: str) -> RunListing:
+        """Run `name`'s listing: from a `/runs` of the last second, else listed now."""
+        recent = self._recent_listings.get(scope)
+        if recent is not None and self._monotonic() - recent[0] <= self._listing_reuse_seconds:
+            listing = recent[1].get(name)
+            if listing is not None:
+                return listing
+        listing = reader.list_runs().get(name)
+        if listing is None:
+            raise UnknownRunError(name)
+        return listing
 
     # -- computing -------------------------------------------------------------
 
@@ -177,13 +204,6 @@ class RunAnalyses:
 
 def _key(scope: str, listing: RunListing) -> Hashable:
     return (scope, listing.name)
-
-
-def _listing(reader: ProviderReader, name: str) -> RunListing:
-    listing = reader.list_runs().get(name)
-    if listing is None:
-        raise UnknownRunError(name)
-    return listing
 
 
 def _report_or_raise(analysis: RunAnalysis) -> dict[str, Any]:

@@ -272,37 +272,65 @@ def run_once(case: tuple, variant: str, epochs: int, jit: object, logdir: str, g
 
 
 def step_ab(case: tuple, jit: object, logdir: str, kwargs: dict, blocks: int) -> tuple:
-    """Median per-step seconds of the (clean, instrumented) train function: wall, then CPU."""
+    """Median per-step seconds of the clean and the instrumented step: wall, then CPU.
+
+    Two identically built models on the same batches: one clean, one with
+    the callback driven as `fit` drives it (`on_train_batch_begin` before
+    every step tells our train-function wrapper that the call is our fit's;
+    without it the wrapper runs Keras's clean function, and an A/B would
+    compare clean with clean). The instrumented step includes the callback's
+    per-batch hooks.
+    """
     build, x, y, batch_size = case
-    model = build()
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=jit)
-    model.fit(x[:batch_size], y[:batch_size], batch_size=batch_size, epochs=1, verbose=0)
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size, drop_remainder=True)
     iterator = iter(dataset.repeat().prefetch(4))
+    models = {}
+    for name in ("clean", "instrumented"):
+        model = build()
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=jit)
+        model.fit(x[:batch_size], y[:batch_size], batch_size=batch_size, epochs=1, verbose=0)
+        models[name] = model
     callback = StagnationCallback(log_dir=logdir, **kwargs)
-    # Drive the callback as `fit` does, then keep its traced train function.
-    callback.set_model(model)
+    callback.set_model(models["instrumented"])
     callback.set_params({"epochs": 1, "steps": None, "verbose": 0})
     callback.on_train_begin()
     callback.on_epoch_begin(0)
-    instrumented = model.train_function
-    for _ in range(5):
-        instrumented(iterator)
-    callback.on_train_end()  # restores the model; the traced function stays valid
-    model.make_train_function()
-    clean = model.train_function
-    for _ in range(5):
-        clean(iterator)
+    instrumented_function = models["instrumented"].train_function
+    models["clean"].make_train_function()
+    clean_function = models["clean"].train_function
+    counter = {"step": 0}
+
+    def instrumented(iterator):
+        step = counter["step"]
+        counter["step"] += 1
+        callback.on_train_batch_begin(step)
+        logs = instrumented_function(iterator)
+        callback.on_train_batch_end(step, logs)
+
+    steps = {"clean": clean_function, "instrumented": instrumented}
+    for function in steps.values():
+        for _ in range(5):
+            function(iterator)
     times: dict = {"clean": [], "instrumented": []}
     cpu: dict = {"clean": [], "instrumented": []}
-    for block in range(blocks):
-        order = [("clean", clean), ("instrumented", instrumented)]
-        for name, function in order if block % 2 else order[::-1]:
-            start, start_cpu = time.perf_counter(), time.process_time()
-            for _ in range(10):
-                function(iterator)
-            times[name].append((time.perf_counter() - start) / 10)
-            cpu[name].append((time.process_time() - start_cpu) / 10)
+    try:
+        for block in range(blocks):
+            order = list(steps.items())
+            for name, function in order if block % 2 else order[::-1]:
+                start, start_cpu = time.perf_counter(), time.process_time()
+                for _ in range(10):
+                    function(iterator)
+                times[name].append((time.perf_counter() - start) / 10)
+                cpu[name].append((time.process_time() - start_cpu) / 10)
+        # The guard against timing clean against clean: our recorder counted
+        # the instrumented steps.
+        recorder = callback._recorder
+        recorded = int(recorder.read().data.batches) if recorder is not None else 0
+        if recorded < counter["step"]:
+            raise RuntimeError(f"only {recorded} of {counter['step']} steps were instrumented")
+    finally:
+        callback.on_epoch_end(0)
+        callback.on_train_end()
     return (
         statistics.median(times["clean"]),
         statistics.median(times["instrumented"]),
@@ -424,13 +452,27 @@ def peak_memory_child(variant: str, logdir: str) -> None:
     snapshot = WeightSnapshot(tf, model.weights)
     snapshot.take()
     held = snapshot.held_bytes
-    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_kib = peak_rss_kib()
     weights = sum(int(np.prod(w.shape)) * 4 for w in model.trainable_weights)
     print(
         json.dumps(
             {"peak_mb": peak_kib / 1024, "held_mb": held / 2**20, "weights_mb": weights / 2**20}
         )
     )
+
+
+def peak_rss_kib() -> int:
+    """This process's peak resident memory since its exec, in KiB.
+
+    Not `ru_maxrss`: on Linux it survives exec, so a child forked from this
+    benchmark (gigabytes after the training runs) would start at the parent's
+    peak. `VmHWM` belongs to the new process image.
+    """
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def bench_memory(root: str) -> None:

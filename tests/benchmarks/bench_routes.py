@@ -13,7 +13,9 @@ once (the cold `/runs`) and prints, per loader:
 
 - the warm answers, measured in N interleaved rounds (each round asks every
   route once, in a random order, so that noise from other processes falls
-  on all of them alike), as medians, ratios first:
+  on all of them alike), once back to back and once with a pause of 200 ms
+  before each request (`--gap-ms`; see `interleaved` for why it matters),
+  as medians, ratios first:
   - `/report` and `/series` of one run, each divided by TensorBoard's
     `/data/plugin/scalars/scalars?run=reference/train&tag=epoch_loss` (E points
     of one tag: what its scalar chart fetches per run and tag; it has no cache,
@@ -27,11 +29,14 @@ once (the cold `/runs`) and prints, per loader:
 - the cold answers: the first `/runs` (reads and analyses every run), then on
   a fresh plugin the first `/report` and the `/series` after it.
 
-Warm answers of ours come from the cache but still ask the data provider for
+`/report` and `/series` are timed twice: alone (a plugin that never answers
+`/runs`) and right after a `/runs`, as the tab asks for them, when they reuse
+that answer's listing (plugin/analyses.py, LISTING_REUSE_SECONDS).
+Warm answers of ours come from the cache but otherwise ask the data provider for
 the listing of their run (of every run for `/runs`) to check fingerprints:
-three provider calls, made side by side. Over the Rust data server each is a
-gRPC round trip, which mostly waits ~40 ms for a delayed TCP ACK, as
-TensorBoard's one read does. TensorBoard's Python provider scans the metadata
+three provider calls, made side by side: over the Rust data server three gRPC
+calls where TensorBoard's route makes one, which costs ~40 ms after a pause
+(`interleaved`). TensorBoard's Python provider scans the metadata
 of every run for any call but a read of one run's one tag, so with that
 loader the ratios grow with the number of runs.
 """
@@ -116,6 +121,12 @@ def timed(client, url: str) -> tuple[float, int]:
     return elapsed * 1000, len(response.data)
 
 
+def timed_after(client, first_url: str, url: str) -> tuple[float, int]:
+    """`timed(client, url)` right after an untimed GET of `first_url`."""
+    client.get(first_url, headers={"Accept-Encoding": "gzip"})
+    return timed(client, url)
+
+
 def timed_listing(provider) -> tuple[float, int]:
     """(milliseconds, runs) of the provider calls alone that `/runs` starts with."""
     start = time.perf_counter()
@@ -123,13 +134,16 @@ def timed_listing(provider) -> tuple[float, int]:
     return (time.perf_counter() - start) * 1000, len(runs)
 
 
-def interleaved(jobs: dict[str, Callable[[], tuple[float, int]]], rounds: int):
+def interleaved(jobs: dict[str, Callable[[], tuple[float, int]]], rounds: int, gap_s: float):
     """Per label: (median ms, size) over `rounds` rounds that each run every
-    job once, in a new random order each round.
+    job once, in a new random order each round, `gap_s` after the previous.
 
-    Random, not rotated: over the Rust data server a call answered right
-    after a large one often skips the ~40 ms a delayed TCP ACK costs the
-    others, and a rotation would always put the same call after `/runs`.
+    The gap: over the Rust data server, a gRPC answer that follows another
+    within a few ms waits ~40 ms for a delayed TCP ACK (the server does not
+    set TCP_NODELAY). Back to back, every route pays that once (ours make
+    their calls side by side). After a pause, as between a person's clicks
+    or the page's polls, the first call of a request comes in ~2 ms and only
+    the calls after it in that request still wait.
     """
     labels = list(jobs)
     samples: dict[str, list[float]] = {label: [] for label in labels}
@@ -137,6 +151,7 @@ def interleaved(jobs: dict[str, Callable[[], tuple[float, int]]], rounds: int):
     order = random.Random(0)
     for _ in range(rounds):
         for label in order.sample(labels, len(labels)):
+            time.sleep(gap_s)
             ms, sizes[label] = jobs[label]()
             samples[label].append(ms)
     return {label: (statistics.median(samples[label]), sizes[label]) for label in labels}
@@ -165,33 +180,47 @@ def bench(name: str, provider_factory, logdir: str, analyze, run: str, args) -> 
         cold.append(("then /series (same run, read cached)", *timed(fresh, urls["/series"])))
         del fresh
         jobs = {label: functools.partial(timed, client, url) for label, url in urls.items()}
-        jobs[LISTING] = functools.partial(timed_listing, provider)
-        interleaved(jobs, 1)  # first-use costs out of the medians
-        warm = interleaved(jobs, args.repeat)
-
-        base_ms = warm[tensorboard][0]
-        print(f"  warm, median of {args.repeat} interleaved rounds:")
-        print(f"  {'':<24} {'ratio':>22} {'ms':>9} {'kB gzipped':>11}")
+        # Alone: a plugin that never answers /runs, so it always lists the run.
+        alone = make_client(provider, logdir, analyze)
         for label in ("/report", "/series"):
-            ms, size = warm[label]
-            ratio = ms / base_ms
-            verdict = "ok" if ratio <= 1.0 else "par" if ratio <= PAR else "SLOWER"
-            text = f"{ratio:5.2f} x TB's  {verdict:<6}"
-            print(f"  {label:<24} {text:>22} {ms:9.1f} {size / 1024:11.1f}")
-        ms, size = warm["/runs"]
-        target = runs_target(args.runs)
-        if target is None:
-            text = "(no target)"
-        else:
-            text = f"{ms / target:5.2f} x {target:.0f} ms  {'ok' if ms <= target else 'MISSED'}"
-        print(f"  {'/runs':<24} {text:>22} {ms:9.1f} {size / 1024:11.1f}")
-        ms, _ = warm[LISTING]
-        print(f"  {'  of which the listing':<24} {'':>22} {ms:9.1f}")
-        ms, size = warm[tensorboard]
-        label = f"TB scalars ({REFERENCE_TAG})"
-        print(f"  {label:<24} {'1.00':>22} {ms:9.1f} {size / 1024:11.1f}")
+            jobs[label] = functools.partial(timed, alone, urls[label])
+        # As the tab asks: right after a /runs, whose listing they reuse.
+        tab = make_client(provider, logdir, analyze)
+        for label in ("/report", "/series"):
+            jobs[f"{label} after /runs"] = functools.partial(
+                timed_after, tab, urls["/runs"], urls[label]
+            )
+        jobs[LISTING] = functools.partial(timed_listing, provider)
+        interleaved(jobs, 1, 0)  # first-use costs out of the medians
+        for gap_ms in (float(gap) for gap in args.gap_ms.split(",")):
+            warm = interleaved(jobs, args.repeat, gap_ms / 1000)
+            print(f"  warm, median of {args.repeat} interleaved rounds, {gap_ms:g} ms apart:")
+            print_warm(warm, tensorboard, args.runs)
         for label, ms, size in cold:
             print(f"  {label:<47} {ms:9.1f} {size / 1024:11.1f}")
+
+
+def print_warm(warm: dict[str, tuple[float, int]], tensorboard: str, runs: int) -> None:
+    base_ms = warm[tensorboard][0]
+    print(f"  {'':<24} {'ratio':>22} {'ms':>9} {'kB gzipped':>11}")
+    for label in ("/report", "/series", "/report after /runs", "/series after /runs"):
+        ms, size = warm[label]
+        ratio = ms / base_ms
+        verdict = "ok" if ratio <= 1.0 else "par" if ratio <= PAR else "SLOWER"
+        text = f"{ratio:5.2f} x TB's  {verdict:<6}"
+        print(f"  {label:<24} {text:>22} {ms:9.1f} {size / 1024:11.1f}")
+    ms, size = warm["/runs"]
+    target = runs_target(runs)
+    if target is None:
+        text = "(no target)"
+    else:
+        text = f"{ms / target:5.2f} x {target:.0f} ms  {'ok' if ms <= target else 'MISSED'}"
+    print(f"  {'/runs':<24} {text:>22} {ms:9.1f} {size / 1024:11.1f}")
+    ms, _ = warm[LISTING]
+    print(f"  {'  of which the listing':<24} {'':>22} {ms:9.1f}")
+    ms, size = warm[tensorboard]
+    label = f"TB scalars ({REFERENCE_TAG})"
+    print(f"  {label:<24} {'1.00':>22} {ms:9.1f} {size / 1024:11.1f}")
 
 
 def main() -> None:
@@ -201,6 +230,9 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=30)
     parser.add_argument("--repeat", type=int, default=15, help="interleaved rounds")
     parser.add_argument("--loaders", default="python,rust")
+    parser.add_argument(
+        "--gap-ms", default="0,200", help="pause before each request; one table per value"
+    )
     args = parser.parse_args()
 
     from plugin_support import plugin_analyze
