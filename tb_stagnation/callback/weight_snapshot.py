@@ -26,8 +26,9 @@ What is kept per variable:
 
 The signs come from one fixed [SLICE_ROWS, B] table of random signs: the
 flat variable is cut into slices of that shape, and slice k reads the table
-with its columns turned by k * 7919 (mod B), so two entries of one bucket
-never share a sign. The float64 temporaries stay one slice large.
+with its columns turned by k * 7919 (mod B), so no two entries of one bucket
+read the same entry of the table. The float64 temporaries stay one slice
+large.
 
 So a 1M-parameter Dense kernel is held as 128 KB instead of 4 MB, and what
 is held no longer grows with a variable's size.

@@ -41,7 +41,7 @@ prints the steady-state epoch ratio and the callback's host time per epoch
 for each N. The target is a flat per-layer cost: 300 layers within 1.05x.
 
 `--memory` prints peak resident memory of a fit with and without the
-callback, each in a fresh subprocess, on an MLP with 17M parameters (so the
+callback, each in a fresh subprocess, on an MLP with 23M parameters (so the
 weights dominate), and how many bytes the callback holds across an epoch
 for the update ratio.
 
@@ -440,7 +440,7 @@ def bench_layers(counts: list[int], args, jit, root: str) -> None:
 
 
 def peak_memory_child(variant: str, logdir: str) -> None:
-    """In a subprocess: one fit of the 17M-parameter MLP; prints JSON for the parent."""
+    """In a subprocess: one fit of the 23M-parameter MLP; prints JSON for the parent."""
     case = mlp_case(width=8192)
     _, x, y, batch_size = case
     model = case[0]()
