@@ -176,10 +176,7 @@ def _sketch(tf: Any, value: Any, signs: Any, after: Any = None) -> Any:
 
     def add_slice(index: Any, total: Any) -> tuple:
         piece = tf.cast(flat[index * width : (index + 1) * width], tf.float64)
-        turn = tf.math.floormod(index * SLICE_TURN, SKETCH_BUCKETS)
-        table = tf.roll(signs, shift=-turn, axis=1)
-        rows = tf.reshape(piece, [SLICE_ROWS, SKETCH_BUCKETS])
-        return index + 1, total + tf.reduce_sum(rows * table, axis=0)
+        return index + 1, total + _slice_sums(tf, piece, SLICE_ROWS, index, signs)
 
     with tf.control_dependencies([after] if after is not None else []):
         total = tf.zeros([SKETCH_BUCKETS], tf.float64)
@@ -196,10 +193,16 @@ def _sketch(tf: Any, value: Any, signs: Any, after: Any = None) -> Any:
             wide = tf.cast(flat[full * width :], tf.float64)
         rows = -(-(size - full * width) // SKETCH_BUCKETS)
         piece = tf.pad(wide, [[0, rows * SKETCH_BUCKETS - (size - full * width)]])
-        turn = (full * SLICE_TURN) % SKETCH_BUCKETS
-        table = tf.roll(signs[:rows], shift=-turn, axis=1)
-        total += tf.reduce_sum(tf.reshape(piece, [rows, SKETCH_BUCKETS]) * table, axis=0)
+        total += _slice_sums(tf, piece, rows, full, signs)
     return total
+
+
+def _slice_sums(tf: Any, piece: Any, rows: int, index: Any, signs: Any) -> Any:
+    """[SKETCH_BUCKETS]: bucket sums of slice `index` (rows x B float64 entries),
+    each entry times its sign from the table turned for that slice."""
+    turn = tf.math.floormod(index * SLICE_TURN, SKETCH_BUCKETS)
+    table = tf.roll(signs[:rows], shift=-turn, axis=1)
+    return tf.reduce_sum(tf.reshape(piece, [rows, SKETCH_BUCKETS]) * table, axis=0)
 
 
 def _complex_square_sum(tf: Any, value: Any) -> Any:
