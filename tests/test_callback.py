@@ -643,3 +643,39 @@ def test_a_sequential_model_without_input_is_built_before_tracing(tmp_path):
     assert run.card()["task"] == "classification"
     assert np.all(run.layer(tags.LAYER_GRAD_NORM, 0) > 0)
     assert np.all(run.layer(tags.LAYER_UPDATE_RATIO, 0) > 0)  # the first epoch's start was seen
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_layer_gradient_norms_equal_those_of_the_step(tmp_path, jit_compile):
+    # Layers of repeated shapes (their small gradients are stacked by shape),
+    # one kernel too large to stack, and layers in an order the stacking
+    # permutes: every layer's logged norm must be its own gradient's.
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(32, 300)).astype(np.float32)
+    y = rng.integers(0, 3, 32)
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [
+            keras.Input((300,)),
+            keras.layers.Dense(300, activation="tanh"),  # 90,000-entry kernel
+            keras.layers.Dense(8, activation="tanh"),
+            keras.layers.Dense(8, activation="tanh"),
+            keras.layers.Dense(8, activation="tanh"),
+            keras.layers.Dense(3, activation="softmax"),
+        ]
+    )
+    loss = keras.losses.SparseCategoricalCrossentropy()
+    model.compile(optimizer=keras.optimizers.SGD(0.0), loss=loss, jit_compile=jit_compile)
+    with tf.GradientTape() as tape:
+        value = loss(y, model(x, training=True))
+    grads = tape.gradient(value, model.trainable_weights)
+    expected = [
+        math.sqrt(sum(float(tf.reduce_sum(g * g)) for g in grads[2 * i : 2 * i + 2]))
+        for i in range(5)
+    ]
+    callback = StagnationCallback(log_dir=str(tmp_path), gradient_freq=1, probe_size=0)
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False, callbacks=[callback])
+    run = read_run(tmp_path)
+    np.testing.assert_allclose(run.layer(tags.LAYER_GRAD_NORM, 0), expected, rtol=1e-4)
+    total = math.sqrt(sum(e * e for e in expected))
+    np.testing.assert_allclose(run.scalar(tags.GRAD_GLOBAL_NORM)[0], total, rtol=1e-4)

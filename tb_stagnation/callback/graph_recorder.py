@@ -2,10 +2,13 @@
 
 `hooks.py` calls `record_data` from inside `Model._compute_loss` and
 `record_gradients` from inside `optimizer.apply`, while Keras traces the train
-function. Every step: input sums, label counts, a batch fingerprint, one
-write of a small float64 state vector (and, until it is full, the probe).
-Every `gradient_freq`-th step only (a `tf.cond`): the gradient norms and the
-input spread (std, max), the two passes over large tensors. Nothing leaves
+function. Every step: input sums, label counts and a batch fingerprint (one
+matmul and one segment sum), one `assign_add` to a small float64 state vector,
+one write of the fingerprint (and, until it is full, the probe): some twenty
+small ops, because on a fast step each op's dispatch is what costs. Every
+`gradient_freq`-th step only (a `tf.cond`): the gradient norms and the input
+spread (std, max), the two passes over large tensors, and the one statistic
+that is not a sum (the maxima) rewrite the state. Nothing leaves
 the device until the callback reads the state once per epoch (and the
 fingerprint ring every `ring_size / 2` batches).
 
@@ -47,6 +50,7 @@ How to add a logged statistic:
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +70,9 @@ from tb_stagnation.compat import keras as compat_keras
 MAX_REGRESSION_DIMS = 4096
 # Inputs wider than this are fingerprinted by their sums only.
 MAX_FINGERPRINT_FEATURES = 1 << 20
+# On measured steps, tensors of up to this many entries are stacked by shape
+# and reduced together (and no stack is larger): see `_sums_of_squares`.
+STACKED_SQUARES_MAX_ENTRIES = 1 << 16
 # The probe never holds more than this many bytes of inputs; larger inputs get fewer samples.
 PROBE_BYTES_LIMIT = 64 << 20
 FINGERPRINT_SEED = 20240611
@@ -182,6 +189,9 @@ class GraphRecorder:
         # worker of a multi-worker cluster.
         self.local_replicas = len(strategy.experimental_local_results(self.state))
         self._drained = [0] * self.local_replicas
+        # Trace time, per thread (under a strategy each replica traces in a
+        # thread of its own): the step's `_due` predicate and its graph.
+        self._trace_local = threading.local()
 
     @property
     def replicas(self) -> int:
@@ -242,13 +252,11 @@ class GraphRecorder:
 
         def measure() -> Any:
             state = self.state.read_value()
-            squares = tf.stack([self._sum_of_squares(v) for v in values])
+            squares = self._sums_of_squares(values)
             if scale is not None:
                 squares = squares * scale
             total = tf.reduce_sum(squares)
-            norms = tf.sqrt(
-                tf.concat([_group_sums(tf, squares, groups), tf.reshape(total, [1])], 0)
-            )
+            norms = tf.sqrt(tf.concat([self._layer_sums(squares, groups), [total]], 0))
             finite = tf.cast(tf.math.is_finite(norms), tf.float32) * present.astype(np.float32)
             safe_norms = tf.where(finite > 0, norms, tf.zeros_like(norms))
 
@@ -294,17 +302,31 @@ class GraphRecorder:
             )
             return tf.constant(0)
 
-        if plan.gradient_freq <= 1 and here is True:
-            measure()
-            return
-        # `step` counts this step already (record_data ran): step 1 is the first.
-        step = self.state.read_value()[layout.index("step")]
-        due = tf.equal(
-            tf.math.floormod(tf.maximum(step - 1.0, 0.0), float(plan.gradient_freq)), 0.0
-        )
+        due = self._due_from_record_data()
+        if due is None:
+            # No `record_data` in this step's graph: the state's step counts
+            # this step already when it did run, else it stays 0.
+            step = self.state.read_value()[layout.index("step")]
+            due = self._due(tf.maximum(step - 1.0, 0.0), keep=False)
         if here is not True:
-            due = tf.logical_and(due, here)
-        tf.cond(due, measure, lambda: tf.constant(0))
+            due = here if due is True else tf.logical_and(due, here)
+        if due is True:
+            measure()
+        else:
+            tf.cond(due, measure, lambda: tf.constant(0))
+
+    def _due_from_record_data(self) -> Any:
+        """This step's `_due` predicate if `record_data` made it in this graph or an outer one."""
+        made = getattr(self._trace_local, "due", None)
+        if made is None:
+            return None
+        graph = self._tf.compat.v1.get_default_graph()
+        while graph is not None:
+            if graph is made[0]:
+                return made[1]
+            # A cond branch (a LossScaleOptimizer applies in one) or a loop body.
+            graph = getattr(graph, "outer_graph", None)
+        return None
 
     def _measures_gradients_here(self) -> Any:
         """Whether this replica measures the gradients: True, False or a bool tensor.
@@ -348,6 +370,60 @@ class GraphRecorder:
             factor = replicas if factor is None else factor * replicas
         return factor
 
+    def _sums_of_squares(self, values: list) -> Any:
+        """[len(values)] float32: each tensor's sum of squares.
+
+        A measured step of a model with hundreds of small variables would
+        otherwise be hundreds of tiny reductions, each costing its dispatch
+        more than its work: small tensors of one shape are stacked and
+        reduced together (in stacks of bounded size, so the copy stays
+        small), the others reduced one by one.
+        """
+        tf = self._tf
+        by_shape: dict = {}
+        singles = []
+        for index, value in enumerate(values):
+            size = value.shape.num_elements()
+            if size is not None and size <= STACKED_SQUARES_MAX_ENTRIES:
+                by_shape.setdefault(tuple(value.shape), []).append(index)
+            else:
+                singles.append(index)
+        parts = []
+        order: list[int] = []
+        for shape, indices in by_shape.items():
+            per_stack = max(1, STACKED_SQUARES_MAX_ENTRIES // max(1, math.prod(shape)))
+            for start in range(0, len(indices), per_stack):
+                chunk = indices[start : start + per_stack]
+                if len(chunk) == 1:
+                    singles.append(chunk[0])
+                    continue
+                stacked = tf.reshape(
+                    tf.stack([tf.cast(values[i], tf.float32) for i in chunk]),
+                    [len(chunk), math.prod(shape)],
+                )
+                parts.append(tf.reduce_sum(tf.square(stacked), 1))
+                order.extend(chunk)
+        if singles:
+            parts.append(tf.stack([self._sum_of_squares(values[i]) for i in singles]))
+            order.extend(singles)
+        squares = parts[0] if len(parts) == 1 else tf.concat(parts, 0)
+        if order == list(range(len(values))):
+            return squares
+        # Back to the order of `values`.
+        return tf.gather(squares, np.argsort(np.asarray(order)).astype(np.int32))
+
+    def _layer_sums(self, squares: Any, groups: list) -> Any:
+        """[len(groups)]: the sum of `squares` over each layer's variables."""
+        tf = self._tf
+        if self.plan.xla or not groups:
+            # Python-side grouping: XLA fuses the adds (a segment sum would be a scatter).
+            return _group_sums(tf, squares, groups)
+        segments = np.full(int(squares.shape[0]), len(groups), np.int32)
+        for layer, members in enumerate(groups):
+            segments[members] = layer
+        # One op for every layer; variables of no layer go to a spare segment.
+        return tf.math.unsorted_segment_sum(squares, segments, len(groups) + 1)[:-1]
+
     def _sum_of_squares(self, value: Any) -> Any:
         tf = self._tf
         value = tf.cast(value, tf.float32)
@@ -363,7 +439,13 @@ class GraphRecorder:
         return tf.reduce_sum(tf.matmul(rows, tf.ones([width, 1], tf.float32)))
 
     def record_data(self, x: Any, y: Any, y_pred: Any, loss: Any) -> None:
-        """Add one step's input, label and fingerprint statistics; fill the probe."""
+        """Add one step's input, label and fingerprint statistics; fill the probe.
+
+        The hot path of every step, so it adds one state read, one
+        `assign_add` of the step's additive statistics, and one fingerprint
+        write; the state is rewritten only on measured steps (the spread and
+        the maxima, inside the `tf.cond`).
+        """
         tf = self._tf
         tree = self._keras.tree
         plan = self.plan
@@ -379,12 +461,14 @@ class GraphRecorder:
             return
         f64 = tf.float64
         batch = tf.shape(leaves[0])[0]
-        state = self.state.read_value()
-        step = state[layout.index("step")]  # steps before this one, this epoch
-        total = tf.constant(0.0, f64)
-        count = tf.constant(0.0, f64)
-        weighted = [tf.constant(0.0, f64), tf.constant(0.0, f64)]
+        batch64 = tf.cast(batch, f64)
+        counters = self.state.read_value()[layout.span("counters")]
+        step = counters[layout.within["counters"]["step"]]  # steps before this one, this epoch
+        probe_count = counters[layout.within["counters"]["probe_count"]]
+        # Per leaf, float32 [3]: its sum and two weighted sums (the fingerprint).
+        leaf_sums = []
         flats = []
+        count = tf.constant(0.0, f64)
         for index, leaf in enumerate(leaves):
             values = tf.cast(leaf, tf.float32)
             reducer = self._reducers[index] if index < len(self._reducers) else None
@@ -393,89 +477,120 @@ class GraphRecorder:
                 # Sum and two weighted sums in one matmul (fast with and without XLA).
                 flat = tf.reshape(values, [-1, per_sample])
                 sums = tf.reduce_sum(tf.matmul(flat, reducer), 0)
-                leaf_sum = sums[0]
-                weighted = [
-                    weighted[0] + tf.cast(sums[1], f64),
-                    weighted[1] + tf.cast(sums[2], f64),
-                ]
+                count += batch64 * float(reducer.shape[0])
             else:
                 flat = values
-                leaf_sum = tf.reduce_sum(values)
-            flats.append((flat, leaf_sum, tf.cast(tf.size(values), tf.float32)))
-            total += tf.cast(leaf_sum, f64)
-            count += tf.cast(tf.size(values), f64)
+                sums = tf.reduce_sum(values) * tf.constant([1.0, 0.0, 0.0])
+                count += tf.cast(tf.size(values), f64)
+            leaf_sums.append(sums)
+            flats.append(flat)
+        fingerprint = tf.cast(tf.add_n(leaf_sums) if len(leaf_sums) > 1 else leaf_sums[0], f64)
 
-        def spread() -> Any:
+        def measure_spread() -> Any:
             # A second pass over the inputs: only on measured steps. Centered
             # within the batch in float32 (accurate); the between-batch part
             # is recombined on the host in float64 (Chan et al.).
             m2 = tf.constant(0.0, f64)
             q = tf.constant(0.0, f64)
             max_abs = tf.constant(0.0, tf.float32)
-            for flat, leaf_sum, size in flats:
-                mean = leaf_sum / tf.maximum(size, 1.0)
+            for flat, sums in zip(flats, leaf_sums):
+                size = tf.cast(tf.size(flat), tf.float32)
+                mean = sums[0] / tf.maximum(size, 1.0)
                 if flat.shape.rank == 2 and flat.shape[-1] is not None:
                     squares = tf.square(flat - mean)
                     ones = tf.ones([int(flat.shape[-1]), 1], tf.float32)
                     m2 += tf.cast(tf.reduce_sum(tf.matmul(squares, ones)), f64)
                 else:
                     m2 += tf.cast(tf.reduce_sum(tf.square(flat - mean)), f64)
-                q += tf.cast(tf.square(leaf_sum) / tf.maximum(size, 1.0), f64)
+                q += tf.cast(tf.square(sums[0]) / tf.maximum(size, 1.0), f64)
                 max_abs = tf.maximum(max_abs, tf.reduce_max(tf.abs(flat)))
-            return tf.stack([total, m2, q, count, tf.cast(max_abs, f64)])
+            # The maxima are the only statistic that is not a sum: the state
+            # is read and rewritten here, on measured steps only.
+            state = self.state.read_value()
+            maxima = tf.maximum(
+                state[layout.span("maxima")],
+                layout.pack(
+                    tf,
+                    "maxima",
+                    (("max_abs", "largest_batch"), tf.stack([tf.cast(max_abs, f64), batch64])),
+                ),
+            )
+            self._write_state(state, maxima=maxima)
+            return tf.stack([fingerprint[0], m2, q, count])
 
-        if plan.gradient_freq <= 1:
-            spread_values = spread()
+        due = self._due(step)
+        if due is True:
+            spread = measure_spread()
         else:
-            due = tf.equal(tf.math.floormod(step, float(plan.gradient_freq)), 0.0)
-            spread_values = tf.cond(due, spread, lambda: tf.zeros([5], f64))
+            spread = tf.cond(due, measure_spread, lambda: tf.zeros([4], f64))
 
         pieces: list[tuple[Any, Any]] = [
             (
                 ("batches", "samples", "input_sum", "input_count"),
-                tf.stack([tf.constant(1.0, f64), tf.cast(batch, f64), total, count]),
+                tf.stack([tf.constant(1.0, f64), batch64, fingerprint[0], count]),
             ),
-            (("spread_sum", "spread_m2", "spread_q", "spread_count"), spread_values[:4]),
+            (("spread_sum", "spread_m2", "spread_q", "spread_count"), spread),
         ]
-        label_block = self._label_block(y, y_pred)
         if layout.width("labels"):
-            if label_block is None:
-                label_block = tf.zeros([layout.width("labels")], f64)
-            pieces.append(("labels", label_block))
-        update = layout.pack(tf, "data", *pieces)
-        ring_count = state[layout.index("ring_count")]
-        probe_count = state[layout.index("probe_count")]
-        ring_position = tf.cast(tf.math.floormod(ring_count, float(plan.ring_size)), tf.int32)
-        fingerprint = tf.stack([total, weighted[0], weighted[1]])
-        maxima = layout.pack(
-            tf,
-            "maxima",
-            (("max_abs", "largest_batch"), tf.stack([spread_values[4], tf.cast(batch, f64)])),
-        )
+            labels = self._label_block(y, y_pred)
+            if labels is None:
+                labels = tf.zeros([layout.width("labels")], f64)
+            pieces.append(("labels", labels))
         if self.probe_vars and self._probe_shapes_match(leaves):
-            probe_count = self._fill_probe(leaves, batch, probe_count)
-        batch_values = state[layout.span("batch")]
+            probe_added = self._fill_probe(leaves, batch, probe_count) - probe_count
+        else:
+            probe_added = tf.constant(0.0, f64)
+        # One add for the step's additive statistics; the other blocks add zeros.
+        delta = {
+            "data": layout.pack(tf, "data", *pieces),
+            "counters": layout.pack(
+                tf,
+                "counters",
+                (("step", "ring_count"), tf.ones([2], f64)),
+                ("probe_count", tf.reshape(probe_added, [1])),
+            ),
+        }
+        self.state.assign_add(
+            tf.concat(
+                [
+                    delta[block.name]
+                    if block.name in delta
+                    else tf.zeros([layout.width(block.name)], f64)
+                    for block in layout.blocks
+                ],
+                0,
+            )
+        )
         if plan.batch_logging and loss is not None:
             last_loss = tf.cast(
                 compat_keras.unscale_loss_for_distribution(tf.reduce_sum(loss)), f64
             )
-            batch_values = layout.pack(
+            scatter_update(
                 tf,
-                "batch",
-                ("last_loss", tf.reshape(last_loss, [1])),
-                (("last_grad_norm", "last_grad_step"), batch_values[1:]),
+                self.state,
+                tf.constant([[layout.index("last_loss")]]),
+                tf.reshape(last_loss, [1]),
             )
-        counters = tf.stack([state[layout.index("step")] + 1.0, ring_count + 1.0, probe_count])
-        self._write_state(
-            state,
-            data=state[layout.span("data")] + update,
-            counters=layout.pack(tf, "counters", (("step", "ring_count", "probe_count"), counters)),
-            maxima=tf.maximum(state[layout.span("maxima")], maxima),
-            batch=batch_values,
-        )
+        ring_position = tf.cast(tf.math.floormod(step, float(plan.ring_size)), tf.int32)
         scatter_update(
             tf, self.ring, tf.reshape(ring_position, [1, 1]), tf.reshape(fingerprint, [1, 3])
         )
+
+    def _due(self, step: Any, keep: bool = True) -> Any:
+        """Whether the step after `step` earlier ones is measured: True or a bool tensor.
+
+        `record_data` keeps it for the step's graph, so `record_gradients`
+        (later in the same step) tests the same predicate without reading the
+        state again.
+        """
+        tf = self._tf
+        if self.plan.gradient_freq <= 1:
+            due: Any = True
+        else:
+            due = tf.equal(tf.math.floormod(step, float(self.plan.gradient_freq)), 0.0)
+        if keep:
+            self._trace_local.due = (tf.compat.v1.get_default_graph(), due)
+        return due
 
     def _label_block(self, y: Any, y_pred: Any) -> Any:
         """The label part of the data update, or None when labels do not apply."""
@@ -496,9 +611,10 @@ class GraphRecorder:
                 if ids.dtype.is_floating:
                     ids = tf.round(ids)
                 ids = tf.cast(ids, tf.int32)
-                # Out-of-range ids go to a spare segment: an id >= num_segments
-                # is a run-time error on CPU.
-                ids = tf.where((ids >= 0) & (ids < classes), ids, classes)
+                # Too large ids go to a spare segment (an id >= num_segments
+                # is a run-time error on CPU); negative ids are dropped by
+                # `unsorted_segment_sum` itself.
+                ids = tf.minimum(ids, classes)
                 counts = tf.math.unsorted_segment_sum(tf.ones_like(ids, f32), ids, classes + 1)
                 counts = counts[:classes]
             else:

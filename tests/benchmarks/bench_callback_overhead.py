@@ -248,19 +248,15 @@ def make_callbacks(variant: str, logdir: str, gradient_freq: int) -> tuple[list,
     return [], None
 
 
-def timed_fit(model, case, epochs, callbacks) -> tuple[float, float, float]:
-    """(fit seconds, median steady-state epoch seconds, the same in CPU seconds)."""
+def timed_fit(model, case, epochs, callbacks) -> tuple[float, list, list]:
+    """(fit seconds, steady-state epoch seconds, the same in CPU seconds)."""
     _, x, y, batch_size = case
     clock = EpochClock()
     start = time.perf_counter()
     model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=callbacks + [clock])
     total = time.perf_counter() - start
     # Epochs 2..E: no tracing inside.
-    return (
-        total,
-        float(np.median(np.diff(clock.ends))),
-        float(np.median(np.diff(clock.cpu_ends))),
-    )
+    return total, list(np.diff(clock.ends)), list(np.diff(clock.cpu_ends))
 
 
 def run_once(case: tuple, variant: str, epochs: int, jit: object, logdir: str, gradient_freq: int):
@@ -271,8 +267,26 @@ def run_once(case: tuple, variant: str, epochs: int, jit: object, logdir: str, g
     return total, epoch, epoch_cpu, model.count_params(), timer
 
 
+def ratios(instrumented: list, clean: list) -> tuple[float, float]:
+    """(ratio of the medians, paired ratio): the second is the steadier.
+
+    `instrumented[i]` and `clean[i]` ran next to each other (the same
+    repetition and epoch, or adjacent blocks of steps), so their difference
+    is measured under the same load from other jobs; the paired ratio is
+    1 + the median of these differences over the median clean time. Other
+    jobs on a shared machine move both members of a pair, and a burst that
+    hits one pair moves a median of many pairs little.
+    """
+    differences = [i - c for i, c in zip(instrumented, clean)]
+    base = statistics.median(clean)
+    return (
+        statistics.median(instrumented) / base,
+        1.0 + statistics.median(differences) / base,
+    )
+
+
 def step_ab(case: tuple, jit: object, logdir: str, kwargs: dict, blocks: int) -> tuple:
-    """Median per-step seconds of the clean and the instrumented step: wall, then CPU.
+    """Per-step seconds of each block of the clean and the instrumented step: wall, CPU.
 
     Two identically built models on the same batches: one clean, one with
     the callback driven as `fit` drives it (`on_train_batch_begin` before
@@ -331,12 +345,7 @@ def step_ab(case: tuple, jit: object, logdir: str, kwargs: dict, blocks: int) ->
     finally:
         callback.on_epoch_end(0)
         callback.on_train_end()
-    return (
-        statistics.median(times["clean"]),
-        statistics.median(times["instrumented"]),
-        statistics.median(cpu["clean"]),
-        statistics.median(cpu["instrumented"]),
-    )
+    return times, cpu
 
 
 def print_host_parts(timers: list) -> None:
@@ -367,39 +376,44 @@ def bench_model(name: str, case: tuple, args, jit, root: str) -> None:
                 case, variant, args.epochs, jit, logdir, args.gradient_freq
             )
             totals[variant].append(total)
-            epochs[variant].append(epoch)
-            cpus[variant].append(cpu)
+            epochs[variant].extend(epoch)
+            cpus[variant].extend(cpu)
             timers.append(timer)
     base_total = statistics.median(totals["none"])
-    base_epoch = statistics.median(epochs["none"])
-    base_cpu = statistics.median(cpus["none"])
     print(
         f"\n{name}: {params:,} parameters, {args.epochs} epochs, jit_compile={args.jit}, "
-        f"{args.reps} interleaved repetitions, medians"
+        f"{args.reps} interleaved repetitions; ratios of the medians, then paired by epoch"
     )
     print(
-        f"{'variant':<14}{'epoch ratio':>12}{'cpu ratio':>11}{'fit ratio':>11}"
-        f"{'epoch s':>10}{'epoch cpu s':>13}{'fit s':>9}"
+        f"{'variant':<14}{'epoch ratio':>12}{'cpu ratio':>11}{'paired':>9}{'paired cpu':>12}"
+        f"{'fit ratio':>11}{'epoch s':>10}{'epoch cpu s':>13}{'fit s':>9}"
     )
     for variant in VARIANTS:
-        epoch = statistics.median(epochs[variant])
-        cpu = statistics.median(cpus[variant])
+        epoch, paired = ratios(epochs[variant], epochs["none"])
+        cpu, paired_cpu = ratios(cpus[variant], cpus["none"])
         total = statistics.median(totals[variant])
         print(
-            f"{variant:<14}{epoch / base_epoch:>12.3f}{cpu / base_cpu:>11.3f}"
-            f"{total / base_total:>11.3f}{epoch:>10.4f}{cpu:>13.4f}{total:>9.3f}"
+            f"{variant:<14}{epoch:>12.3f}{cpu:>11.3f}{paired:>9.3f}{paired_cpu:>12.3f}"
+            f"{total / base_total:>11.3f}{statistics.median(epochs[variant]):>10.4f}"
+            f"{statistics.median(cpus[variant]):>13.4f}{statistics.median(totals[variant]):>9.3f}"
         )
     print_host_parts(timers)
-    print(f"step (train function alone), instrumented / clean:{'wall':>10}{'cpu':>8}")
+    print(
+        f"step (train function alone), instrumented / clean:{'wall':>10}{'cpu':>8}"
+        f"{'paired':>9}{'paired cpu':>12}"
+    )
     for label, kwargs in STEP_PARTS:
         if args.gradient_freq and "gradient_freq" not in kwargs:
             kwargs = {**kwargs, "gradient_freq": args.gradient_freq}
-        clean, instrumented, clean_cpu, instrumented_cpu = step_ab(
+        times, cpu = step_ab(
             case, jit, os.path.join(root, f"{name}_step"), kwargs, args.step_blocks
         )
+        wall, paired = ratios(times["instrumented"], times["clean"])
+        cpu_ratio, paired_cpu = ratios(cpu["instrumented"], cpu["clean"])
         print(
-            f"  {label:<32}{instrumented / clean:>8.3f}{instrumented_cpu / clean_cpu:>8.3f}"
-            f"   ({clean * 1e3:.3f} ms -> {instrumented * 1e3:.3f} ms wall)"
+            f"  {label:<32}{wall:>8.3f}{cpu_ratio:>8.3f}{paired:>9.3f}{paired_cpu:>12.3f}"
+            f"   ({statistics.median(times['clean']) * 1e3:.3f} ms -> "
+            f"{statistics.median(times['instrumented']) * 1e3:.3f} ms wall)"
         )
 
 
@@ -410,8 +424,8 @@ def bench_layers(counts: list[int], args, jit, root: str) -> None:
         f"{args.reps} alternations per model"
     )
     print(
-        f"{'layers':>7}{'epoch ratio':>13}{'cpu ratio':>11}{'host ms/epoch':>15}"
-        f"{'clean epoch s':>15}"
+        f"{'layers':>7}{'epoch ratio':>13}{'cpu ratio':>11}{'paired':>9}{'paired cpu':>12}"
+        f"{'host ms/epoch':>15}{'clean epoch s':>15}"
     )
     for count in counts:
         case = stack_case(count)
@@ -427,15 +441,15 @@ def bench_layers(counts: list[int], args, jit, root: str) -> None:
                     variant, os.path.join(root, f"stack{count}_{rep}"), args.gradient_freq
                 )
                 _, epoch, cpu = timed_fit(model, case, args.epochs, callbacks)
-                epochs[variant].append(epoch)
-                cpus[variant].append(cpu)
+                epochs[variant].extend(epoch)
+                cpus[variant].extend(cpu)
                 timers.append(timer)
         host = statistics.median(sum(t.per_epoch_ms().values()) for t in timers if t)
-        clean = statistics.median(epochs["none"])
+        epoch, paired = ratios(epochs["stagnation"], epochs["none"])
+        cpu, paired_cpu = ratios(cpus["stagnation"], cpus["none"])
         print(
-            f"{count:>7}{statistics.median(epochs['stagnation']) / clean:>13.3f}"
-            f"{statistics.median(cpus['stagnation']) / statistics.median(cpus['none']):>11.3f}"
-            f"{host:>15.1f}{clean:>15.3f}"
+            f"{count:>7}{epoch:>13.3f}{cpu:>11.3f}{paired:>9.3f}{paired_cpu:>12.3f}"
+            f"{host:>15.1f}{statistics.median(epochs['none']):>15.3f}"
         )
 
 
