@@ -14,7 +14,11 @@ conv-BN-ReLU-conv-BN-add-ReLU on 16x16x8 images). For each it times `fit` with
 - `keras.callbacks.TensorBoard(histogram_freq=1)`,
 
 interleaved in one process (A B C A B C ...), a fresh identically seeded
-model each time, and prints the medians and their ratios to "no callback":
+model each time, and prints two ratios to "no callback": that of the medians,
+and the paired ratio (1 + the median difference between the variant's and
+the clean fit's epoch of the same repetition, over the median clean epoch).
+On a machine shared with other jobs the paired ratio is the steadier: both
+members of a pair run under the same load. Per row:
 
 - `epoch`: the steady-state epoch (median over epochs 2..E of the time from
   one epoch end to the next, so our epoch-end work is inside it);
@@ -25,7 +29,8 @@ model each time, and prints the medians and their ratios to "no callback":
 Then where the time goes, per part:
 
 - `step`: the train step alone, instrumented versus clean, on one model in
-  one process, alternating blocks of 10 steps (median per-step time), for
+  one process, alternating blocks of 10 steps (medians and adjacent blocks
+  paired, as above), for
   three instrumentations: the per-step data statistics alone (label counts,
   input sums, batch fingerprint; `gradient_freq` past the epoch, probe off),
   plus filling the probe, plus the gradient pass every `gradient_freq` steps
