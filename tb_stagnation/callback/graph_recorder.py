@@ -200,15 +200,26 @@ class GraphRecorder:
 
     def _write_state(self, state: Any, **parts: Any) -> None:
         """Assign `state` with the given blocks (state_fields.BLOCKS names) replaced."""
+        layout = self.layout
+        self.state.assign(self._whole_state(parts, lambda name: state[layout.span(name)]))
+
+    def _add_to_state(self, **parts: Any) -> None:
+        """Add the given blocks to the state (the others add nothing): one `assign_add`."""
         tf = self._tf
         layout = self.layout
-        names = [block.name for block in layout.blocks]
+
+        def zeros(name: str) -> Any:
+            return tf.zeros([layout.width(name)], tf.float64)
+
+        self.state.assign_add(self._whole_state(parts, zeros))
+
+    def _whole_state(self, parts: dict, fill: Any) -> Any:
+        """A state-sized vector: `parts` by block name, `fill(name)` for the other blocks."""
+        names = [block.name for block in self.layout.blocks]
         unknown = set(parts) - set(names)
         if unknown:
             raise ValueError(f"no state blocks {sorted(unknown)}")
-        pieces = {name: state[layout.span(name)] for name in names}
-        pieces.update(parts)
-        self.state.assign(tf.concat([pieces[name] for name in names], axis=0))
+        return self._tf.concat([parts[n] if n in parts else fill(n) for n in names], axis=0)
 
     # ------------------------------------------------------------------ graph side
 
@@ -267,7 +278,7 @@ class GraphRecorder:
                         for v in values
                     ]
                 )
-                per_layer = _group_sums(tf, counts, groups)
+                per_layer = self._layer_sums(counts, groups)
                 return tf.concat([per_layer, tf.reshape(tf.reduce_sum(counts), [1])], 0)
 
             # Counting NaN/Inf entries costs a pass over every gradient; a
@@ -540,26 +551,14 @@ class GraphRecorder:
             probe_added = self._fill_probe(leaves, batch, probe_count) - probe_count
         else:
             probe_added = tf.constant(0.0, f64)
-        # One add for the step's additive statistics; the other blocks add zeros.
-        delta = {
-            "data": layout.pack(tf, "data", *pieces),
-            "counters": layout.pack(
+        self._add_to_state(
+            data=layout.pack(tf, "data", *pieces),
+            counters=layout.pack(
                 tf,
                 "counters",
                 (("step", "ring_count"), tf.ones([2], f64)),
                 ("probe_count", tf.reshape(probe_added, [1])),
             ),
-        }
-        self.state.assign_add(
-            tf.concat(
-                [
-                    delta[block.name]
-                    if block.name in delta
-                    else tf.zeros([layout.width(block.name)], f64)
-                    for block in layout.blocks
-                ],
-                0,
-            )
         )
         if plan.batch_logging and loss is not None:
             last_loss = tf.cast(

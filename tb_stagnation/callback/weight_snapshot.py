@@ -161,11 +161,11 @@ class WeightSnapshot:
         return self._tf.cast(self._tf.constant(self._sign_table), self._tf.float64)
 
 
-def _sketch(tf: Any, value: Any, signs: Any, after: Any = None) -> Any:
+def _sketch(tf: Any, value: Any, signs: Any, wait_for: Any = None) -> Any:
     """[SKETCH_BUCKETS] float64: bucket b sums sign * value over entries i = b mod B.
 
     Full slices go through a `tf.while_loop` with one iteration at a time, and
-    everything waits for `after` (the sketch before): left to itself
+    everything waits for `wait_for` (the sketch before): left to itself
     TensorFlow runs independent slices at once, and their float64 temporaries
     together were several times the variable's size.
     """
@@ -178,7 +178,7 @@ def _sketch(tf: Any, value: Any, signs: Any, after: Any = None) -> Any:
         piece = tf.cast(flat[index * width : (index + 1) * width], tf.float64)
         return index + 1, total + _slice_sums(tf, piece, SLICE_ROWS, index, signs)
 
-    with tf.control_dependencies([after] if after is not None else []):
+    with tf.control_dependencies([wait_for] if wait_for is not None else []):
         total = tf.zeros([SKETCH_BUCKETS], tf.float64)
     if full:
         _, total = tf.while_loop(
