@@ -25,7 +25,7 @@ class FakeReader:
     def grow(self, name):
         self.steps[name] += 1
 
-    def list_runs(self):
+    def list_runs(self, memo=None):
         self.list_calls += 1
         return {
             name: RunListing(name, "callback", steps - 1, 1000.0 + steps, {"stagnation": name})

@@ -2,8 +2,9 @@
 
 A run's listing fingerprint (source, newest step, newest wall time, how many
 tags reached the newest step) comes from the data provider's listings (three
-calls) and changes whenever TensorBoard loads a new value; `/report` and
-`/series` reuse the listing of a `/runs` from the last second.
+calls; `/runs` lists in full only the runs whose sentinel tags moved,
+reader/listing_memo.py) and changes whenever TensorBoard loads a new epoch;
+`/report` and `/series` reuse the listing of a `/runs` from the last second.
 Reports, small and needed for every run by `/runs`, live in a large LRU; the
 `/series` answers, large and needed for the selected run only, in a small one,
 gzipped once as TensorBoard would gzip them for every request.
@@ -28,6 +29,7 @@ from tb_stagnation.plugin.fingerprint_cache import FingerprintCache
 from tb_stagnation.plugin.overview import RunAnalysis
 from tb_stagnation.plugin.series import build_series
 from tb_stagnation.reader.errors import UnknownRunError
+from tb_stagnation.reader.listing_memo import ListingMemo
 from tb_stagnation.reader.provider_reader import ProviderReader, RunListing
 
 Analyze = Callable[[RunData], Mapping[str, Any]]
@@ -82,12 +84,16 @@ class RunAnalyses:
         self._monotonic = monotonic
         # scope -> (when, the listing of every run): the newest `/runs` listing.
         self._recent_listings: dict[str, tuple[float, dict[str, RunListing]]] = {}
+        # scope -> what `/runs` listed, re-listed per run as runs change: with
+        # TensorBoard's Python loader a full listing visits every stored point.
+        self._listing_memos: dict[str, ListingMemo] = {}
 
     # -- the three answers -----------------------------------------------------
 
     def runs(self, reader: ProviderReader, scope: str) -> dict[str, Any]:
         """The `/runs` object; analyses only the runs that changed."""
-        listings = reader.list_runs()
+        memo = self._listing_memos.setdefault(scope, ListingMemo())
+        listings = reader.list_runs(memo)
         self._recent_listings[scope] = (self._monotonic(), listings)
         found = self._cached_reports(scope, listings.values())
         stale = [listing for listing in listings.values() if listing.name not in found]

@@ -24,6 +24,7 @@ from tb_stagnation.analysis.run_data import SOURCE_CALLBACK, SOURCE_KERAS, SOURC
 from tb_stagnation.reader import keras_config, keras_histograms, other_tools, run_names
 from tb_stagnation.reader.decode_bounds import TooLargeError, bounded_decoding
 from tb_stagnation.reader.errors import UnknownRunError
+from tb_stagnation.reader.listing_memo import Listing, ListingMemo
 from tb_stagnation.summary import metadata, tags
 from tb_stagnation.summary.lr_range_record import parse_lr_range_record
 
@@ -115,15 +116,16 @@ class ProviderReader:
 
     # -- listing --------------------------------------------------------------
 
-    def list_runs(self) -> dict[str, RunListing]:
-        """Every logical run with our data or Keras's epoch scalars."""
-        ours, our_tensors, keras = _all_at_once(
-            lambda: self._list_scalars(metadata.PLUGIN_NAME),
-            # A run that failed at its first step has a model card and a pre-flight
-            # record (tensors) and no epoch yet; it is listed all the same.
-            lambda: self._provider.list_tensors(
-                self._ctx, experiment_id=self._experiment_id, plugin_name=metadata.PLUGIN_NAME
-            ),
+    def list_runs(self, memo: ListingMemo | None = None) -> dict[str, RunListing]:
+        """Every logical run with our data or Keras's epoch scalars.
+
+        With `memo` (kept between calls, one per experiment), our data is
+        listed in full only for the runs that changed since its last use.
+        """
+        (ours, our_tensors), keras = _all_at_once(
+            (lambda: self._list_ours(None, None))
+            if memo is None
+            else (lambda: memo.listings(self._list_ours)),
             lambda: self._list_scalars(_KERAS_PLUGIN),
         )
         grouped = run_names.group_runs(list(ours) + list(our_tensors) + list(keras))
@@ -400,10 +402,34 @@ class ProviderReader:
             return unusable
         return card if card is not None else unusable
 
-    def _list_scalars(self, plugin_name: str) -> Mapping[str, Mapping[str, Any]]:
+    def _list_scalars(
+        self, plugin_name: str, run_tag_filter: tb_provider.RunTagFilter | None = None
+    ) -> Listing:
         return self._provider.list_scalars(
-            self._ctx, experiment_id=self._experiment_id, plugin_name=plugin_name
+            self._ctx,
+            experiment_id=self._experiment_id,
+            plugin_name=plugin_name,
+            run_tag_filter=run_tag_filter,
         )
+
+    def _list_ours(
+        self,
+        scalar_filter: tb_provider.RunTagFilter | None,
+        tensor_filter: tb_provider.RunTagFilter | None,
+    ) -> tuple[Listing, Listing]:
+        """Our plugin's scalars and tensors. A run that failed at its first step
+        has a model card and a pre-flight record (tensors) and no epoch yet; it
+        is listed all the same."""
+        scalars, tensors = _all_at_once(
+            lambda: self._list_scalars(metadata.PLUGIN_NAME, scalar_filter),
+            lambda: self._provider.list_tensors(
+                self._ctx,
+                experiment_id=self._experiment_id,
+                plugin_name=metadata.PLUGIN_NAME,
+                run_tag_filter=tensor_filter,
+            ),
+        )
+        return scalars, tensors
 
     def _plugin_contents(
         self, runs: list[str]

@@ -23,8 +23,10 @@ once (the cold `/runs`) and prints, per loader:
     ("ok"); up to 1.05 is "par", the same cost within the noise;
   - `/runs` against its absolute target: 150 ms at 100 runs, 1 s at 1,000
     (at most 100 runs: 150 ms; at most 1,000: 1 s), and "of which the
-    listing": `ProviderReader.list_runs()` alone, the provider calls every
-    `/runs` makes (with the Python loader they visit every stored point);
+    listing": `ProviderReader.list_runs(memo)` alone, the provider calls a
+    warm `/runs` makes (the sentinel tags of every run, reader/listing_memo.py),
+    beside "a full listing", what the first `/runs` and one every 5 minutes
+    make (with the Python loader it visits every stored point);
   - TensorBoard's route itself, the denominator;
 - the cold answers: the first `/runs` (reads and analyses every run), then on
   a fresh plugin the first `/report` and the `/series` after it.
@@ -68,6 +70,7 @@ from tensorboard.util import tensor_util  # noqa: E402
 from werkzeug import test as werkzeug_test  # noqa: E402
 
 from tb_stagnation.plugin.stagnation_plugin import StagnationPlugin  # noqa: E402
+from tb_stagnation.reader.listing_memo import ListingMemo  # noqa: E402
 from tb_stagnation.reader.provider_reader import ProviderReader  # noqa: E402
 
 ROOT = "/tmp/tb_stagnation_bench_routes"
@@ -76,6 +79,7 @@ REFERENCE_TAG = "epoch_loss"
 # Issue 16: the page polls /runs; these keep it interactive.
 RUNS_TARGET_MS = {100: 150.0, 1000: 1000.0}
 LISTING = "listing"
+FULL_LISTING = "full listing"
 # Medians of the same work differ by a few percent from run to run here.
 PAR = 1.05
 
@@ -127,10 +131,12 @@ def timed_after(client, first_url: str, url: str) -> tuple[float, int]:
     return timed(client, url)
 
 
-def timed_listing(provider) -> tuple[float, int]:
-    """(milliseconds, runs) of the provider calls alone that `/runs` starts with."""
+def timed_listing(provider, memo: ListingMemo | None) -> tuple[float, int]:
+    """(milliseconds, runs) of the provider calls alone that `/runs` starts
+    with: with the memo a warm `/runs` keeps, or in full (the first `/runs`,
+    and every REFRESH_ALL_SECONDS)."""
     start = time.perf_counter()
-    runs = ProviderReader(provider).list_runs()
+    runs = ProviderReader(provider).list_runs(memo)
     return (time.perf_counter() - start) * 1000, len(runs)
 
 
@@ -190,7 +196,8 @@ def bench(name: str, provider_factory, logdir: str, analyze, run: str, args) -> 
             jobs[f"{label} after /runs"] = functools.partial(
                 timed_after, tab, urls["/runs"], urls[label]
             )
-        jobs[LISTING] = functools.partial(timed_listing, provider)
+        jobs[LISTING] = functools.partial(timed_listing, provider, ListingMemo())
+        jobs[FULL_LISTING] = functools.partial(timed_listing, provider, None)
         interleaved(jobs, 1, 0)  # first-use costs out of the medians
         for gap_ms in (float(gap) for gap in args.gap_ms.split(",")):
             warm = interleaved(jobs, args.repeat, gap_ms / 1000)
@@ -218,6 +225,8 @@ def print_warm(warm: dict[str, tuple[float, int]], tensorboard: str, runs: int) 
     print(f"  {'/runs':<24} {text:>22} {ms:9.1f} {size / 1024:11.1f}")
     ms, _ = warm[LISTING]
     print(f"  {'  of which the listing':<24} {'':>22} {ms:9.1f}")
+    ms, _ = warm[FULL_LISTING]
+    print(f"  {'  a full listing':<24} {'(first /runs, every 5 min)':>22} {ms:9.1f}")
     ms, size = warm[tensorboard]
     label = f"TB scalars ({REFERENCE_TAG})"
     print(f"  {label:<24} {'1.00':>22} {ms:9.1f} {size / 1024:11.1f}")
