@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from plugin_support import write_callback_run
+from plugin_support import ServedPlugin, write_callback_run
 from tensorboard import context as tb_context
 from tensorboard.backend.event_processing import (
     data_ingester,
@@ -182,3 +182,21 @@ def test_memo_and_full_listing_agree_on_the_rust_data_server(tmp_path):
         # Full, confirming, then from the sentinels alone.
         for _ in range(3):
             assert reader.list_runs(memo) == full
+
+
+def test_runs_route_shows_new_epochs_of_a_settled_run(tmp_path):
+    """Through the served plugin: `/runs` keeps a memo and still sees every new epoch."""
+    logdir = str(tmp_path)
+    for name in ("a", "b"):
+        write_callback_run(os.path.join(logdir, name), epochs=3)
+    served = ServedPlugin(logdir)
+
+    def epochs():
+        return {row["run"]: row["epochs"] for row in served.get_json("/runs")["runs"]}
+
+    for _ in range(3):  # listed in full, confirmed, then from the sentinels
+        assert epochs() == {"a": 3, "b": 3}
+    write_callback_run(os.path.join(logdir, "b"), epochs=2, start=3)
+    write_callback_run(os.path.join(logdir, "c"), epochs=1)
+    served.reload(logdir)
+    assert epochs() == {"a": 3, "b": 5, "c": 1}
