@@ -25,6 +25,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 
+import numpy as np
 import pytest
 from hostile_events import (
     PEAK_RSS_LIMIT,
@@ -41,8 +42,9 @@ from hostile_events import (
     write_file,
 )
 from plugin_support import write_callback_run
-from tensorboard.compat.proto import event_pb2, summary_pb2, types_pb2
+from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorboard.plugins.scalar import metadata as scalar_metadata
+from tensorboard.util import tensor_util
 
 from tb_stagnation.reader import decode_bounds
 from tb_stagnation.reader.logdir import _data_server_binary
@@ -331,3 +333,65 @@ def test_real_tensorboard_with_its_data_server_within_bounded_memory(hostile_log
         _check_routes(body["runs"], lambda route, name: answers[route, name], _DATA_SERVER_LISTS)
     finally:
         server.stop()
+
+
+def _proto(dtype, dims, **fields):
+    proto = tensor_pb2.TensorProto(dtype=dtype, **fields)
+    proto.tensor_shape.dim.extend(tensor_shape_pb2.TensorShapeProto.Dim(size=d) for d in dims)
+    return proto
+
+
+DECODE_CASES = {
+    "float scalar": tensor_util.make_tensor_proto(np.float32(0.1)),
+    "packed vector": tensor_util.make_tensor_proto(np.arange(30, dtype=np.float32) / 7),
+    "packed matrix": tensor_util.make_tensor_proto(np.ones((3, 4), np.float32)),
+    "packed, unknown dim": _proto(types_pb2.DT_FLOAT, [-1], tensor_content=b"\0" * 12),
+    "packed, shape disagrees": _proto(types_pb2.DT_FLOAT, [5], tensor_content=b"\0" * 12),
+    "packed, torn float": _proto(types_pb2.DT_FLOAT, [1], tensor_content=b"\0" * 6),
+    "float_val of a vector": _proto(types_pb2.DT_FLOAT, [3], float_val=[1, 2, 3]),
+    "one float_val repeated": _proto(types_pb2.DT_FLOAT, [4], float_val=[2]),
+    "scalar with two values": _proto(types_pb2.DT_FLOAT, [], float_val=[1, 2]),
+    "NaN scalar": tensor_util.make_tensor_proto(np.float32("nan")),
+    "double scalar": tensor_util.make_tensor_proto(np.float64(0.1)),
+    "int scalar": tensor_util.make_tensor_proto(np.int32(3)),
+    "half scalar": tensor_util.make_tensor_proto(np.float16(0.5)),
+    "string": tensor_util.make_tensor_proto(b"{}"),
+}
+
+
+@pytest.mark.parametrize("case", DECODE_CASES)
+def test_fast_float32_decoding_answers_what_make_ndarray_answers(case):
+    proto = DECODE_CASES[case]
+    original = getattr(tensor_util.make_ndarray, "__wrapped__", tensor_util.make_ndarray)
+    try:
+        expected = original(proto)
+    except ValueError:
+        # Either fails the same way or leaves the proto to make_ndarray.
+        try:
+            assert decode_bounds.decode_float32(proto) is None
+        except ValueError:
+            pass
+        return
+    with decode_bounds.bounded_decoding():
+        got = decode_bounds.decode_float32(proto)
+        wrapped = tensor_util.make_ndarray(proto)
+    for answer in (wrapped, *([got] if got is not None else [])):
+        assert answer.dtype == expected.dtype and answer.shape == expected.shape
+        np.testing.assert_array_equal(answer, expected)
+        assert answer.flags.writeable
+    # The forms our writer and Keras's use take the fast path.
+    assert (got is not None) == (
+        case
+        in {"float scalar", "packed vector", "packed matrix", "packed, unknown dim", "NaN scalar"}
+    )
+
+
+def test_fast_float32_decoding_is_bounded_like_make_ndarray():
+    claims_a_terabyte = _proto(types_pb2.DT_FLOAT, [10**12], tensor_content=b"\0" * 4)
+    with decode_bounds.bounded_decoding(), pytest.raises(decode_bounds.TooLargeError):
+        tensor_util.make_ndarray(claims_a_terabyte)
+    with decode_bounds.bounded_decoding(), pytest.raises(decode_bounds.TooLargeError):
+        for _ in range(decode_bounds.MAX_READ_ELEMENTS // 2**20 + 1):
+            tensor_util.make_ndarray(
+                _proto(types_pb2.DT_FLOAT, [2**20], tensor_content=b"\0" * 2**22)
+            )

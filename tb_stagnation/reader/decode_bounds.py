@@ -29,6 +29,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
+from tensorboard.compat.proto import types_pb2
+
 from tb_stagnation.compat import tensorboard as compat_tensorboard
 
 # One tensor: a million layers, or a million classes. The format's tensors are
@@ -37,6 +40,7 @@ MAX_TENSOR_ELEMENTS = 1 << 20
 # One provider call (a batch of runs, then one run, then one tag when that
 # fails): 32M float32 entries, 128 MB, plus the float64 copies the reader makes.
 MAX_READ_ELEMENTS = 1 << 25
+_DT_FLOAT = types_pb2.DT_FLOAT
 
 
 class TooLargeError(ValueError):
@@ -54,13 +58,9 @@ def claimed_elements(tensor_proto: Any) -> int:
     A negative dimension (TensorFlow's "unknown") counts by its magnitude: a
     claim is judged by how large it could make an array, never trusted smaller.
     """
-    count = 1
-    for dim in tensor_proto.tensor_shape.dim:
-        count *= abs(int(dim.size))
-        if count > MAX_READ_ELEMENTS:
-            # Too large already. A later zero would make it empty, but a
-            # tensor claiming 2^40 x 0 entries is of no use either.
-            break
+    # Past MAX_READ_ELEMENTS the count stops: a later zero would make it
+    # empty, but a tensor claiming 2^40 x 0 entries is of no use either.
+    count = _shape_elements([dim.size for dim in tensor_proto.tensor_shape.dim])
     held = len(tensor_proto.tensor_content) // 4 + sum(
         len(values)
         for values in (
@@ -79,10 +79,47 @@ def claimed_elements(tensor_proto: Any) -> int:
 def charge(tensor_proto: Any) -> None:
     """Checks one tensor against the bounds of the enclosing
     `bounded_decoding()`; a no-op outside it. Raises TooLargeError."""
-    budget = getattr(_state, "budget", None)
-    if budget is None:
-        return
-    claimed = claimed_elements(tensor_proto)
+    if getattr(_state, "budget", None) is not None:
+        _charge_elements(claimed_elements(tensor_proto))
+
+
+def decode_float32(tensor_proto: Any) -> np.ndarray | None:
+    """`make_ndarray(tensor_proto)` for the two forms scalars and vectors take
+    in our files and Keras's (a float32 scalar in `float_val`, float32 packed
+    in `tensor_content`), charged for what it allocates; None for any other.
+
+    `make_ndarray` spends ~15 us a tensor on dtype lookups and `np.prod`, and
+    a cold `/runs` decodes a value per tag, epoch and run: 570,000 scalars
+    for 100 runs of 300 epochs. This takes ~1 us, with the same result.
+    """
+    if tensor_proto.dtype != _DT_FLOAT:
+        return None
+    content = tensor_proto.tensor_content
+    if content:
+        shape = [dim.size for dim in tensor_proto.tensor_shape.dim]
+        if getattr(_state, "budget", None) is not None:
+            _charge_elements(max(len(content) // 4, _shape_elements(shape)))
+        # As make_ndarray: a copy (the buffer belongs to the proto), reshaped
+        # to the claim, a ValueError when they disagree.
+        return np.frombuffer(content, dtype=np.float32).copy().reshape(shape)
+    if not tensor_proto.tensor_shape.dim and len(tensor_proto.float_val) == 1:
+        if getattr(_state, "budget", None) is not None:
+            _charge_elements(1)
+        return np.array(tensor_proto.float_val[0], dtype=np.float32)
+    return None
+
+
+def _shape_elements(shape: list[int]) -> int:
+    count = 1
+    for size in shape:
+        count *= abs(int(size))
+        if count > MAX_READ_ELEMENTS:
+            break
+    return count
+
+
+def _charge_elements(claimed: int) -> None:
+    budget = _state.budget
     if claimed > MAX_TENSOR_ELEMENTS:
         raise TooLargeError(
             f"a tensor claims {claimed:,} elements (the reader accepts {MAX_TENSOR_ELEMENTS:,})"
@@ -111,7 +148,7 @@ def bounded_decoding() -> Iterator[None]:
 def _install() -> None:
     from tensorboard.util import tensor_util
 
-    _wrap(tensor_util, "make_ndarray")
+    _wrap(tensor_util, "make_ndarray", fast=decode_float32)
     # TensorBoard's private `_tensor_size`, once its Python loader is imported
     # (compat/tensorboard.py says which versions have it).
     multiplexer_provider = compat_tensorboard.tensor_size_module()
@@ -119,8 +156,9 @@ def _install() -> None:
         _wrap(multiplexer_provider, compat_tensorboard.TENSOR_SIZE)
 
 
-def _wrap(module: Any, name: str) -> None:
-    """Makes `module.name(tensor)` charge `tensor` first; once per process."""
+def _wrap(module: Any, name: str, fast: Callable[[Any], Any] | None = None) -> None:
+    """Makes `module.name(tensor)` charge `tensor` first; once per process.
+    Inside `bounded_decoding()`, `fast(tensor)` answers instead when not None."""
     original: Callable[[Any], Any] | None = getattr(module, name, None)
     if original is None or getattr(original, "_tb_stagnation_bounded", False):
         return
@@ -130,6 +168,10 @@ def _wrap(module: Any, name: str) -> None:
             return
 
         def bounded(tensor: Any) -> Any:
+            if fast is not None and getattr(_state, "budget", None) is not None:
+                decoded = fast(tensor)
+                if decoded is not None:
+                    return decoded
             charge(tensor)
             return original(tensor)
 

@@ -20,8 +20,6 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
-import numpy as np
-
 from tb_stagnation.analysis.run_data import RunData
 from tb_stagnation.reader import decode_bounds, run_names
 from tb_stagnation.reader.errors import LogdirError
@@ -282,19 +280,15 @@ def _data_server_provider(binary, logdir: str, load_timeout=None, progress=None)
 
 
 def _fast_tensor_provider_class():
-    from tensorboard.compat.proto import types_pb2
     from tensorboard.data import grpc_provider, provider
     from tensorboard.data.proto import data_provider_pb2
     from tensorboard.util import tensor_util
 
     def to_numpy(tensor_proto):
-        # TensorBoard's make_ndarray costs ~8 us a tensor; our per-layer vectors
-        # are packed float32, which frombuffer reads in well under 1 us.
-        if tensor_proto.dtype == types_pb2.DT_FLOAT and tensor_proto.tensor_content:
-            decode_bounds.charge(tensor_proto)  # make_ndarray is bounded the same way
-            shape = [dim.size for dim in tensor_proto.tensor_shape.dim]
-            return np.frombuffer(tensor_proto.tensor_content, dtype="<f4").reshape(shape)
-        return tensor_util.make_ndarray(tensor_proto)
+        # TensorBoard's make_ndarray costs ~15 us a tensor; our per-layer
+        # vectors are packed float32, which decode_float32 reads in ~1 us.
+        decoded = decode_bounds.decode_float32(tensor_proto)
+        return decoded if decoded is not None else tensor_util.make_ndarray(tensor_proto)
 
     class FastTensorGrpcProvider(grpc_provider.GrpcDataProvider):
         """TensorBoard's gRPC data provider with a faster tensor decoding."""
