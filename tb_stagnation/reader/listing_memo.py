@@ -85,8 +85,8 @@ class ListingMemo:
 
     def listings(self, list_ours: ListOurs) -> tuple[Listing, Listing]:
         """Our scalars and tensors of every run, as `list_ours(None, None)` would answer."""
-        # One listing at a time: a second request waits and then finds the
-        # runs settled instead of listing the same runs again.
+        # One listing at a time: a second request waits, then lists only what
+        # changed since the first (the memo's state is never half updated).
         with self._lock:
             now = self._monotonic()
             if self._listed_all_at is None or now - self._listed_all_at > self._refresh_all_seconds:
