@@ -97,14 +97,12 @@ def decode_float32(tensor_proto: Any) -> np.ndarray | None:
     content = tensor_proto.tensor_content
     if content:
         shape = [dim.size for dim in tensor_proto.tensor_shape.dim]
-        if getattr(_state, "budget", None) is not None:
-            _charge_elements(max(len(content) // 4, _shape_elements(shape)))
+        _charge_elements(max(len(content) // 4, _shape_elements(shape)))
         # As make_ndarray: a copy (the buffer belongs to the proto), reshaped
         # to the claim, a ValueError when they disagree.
         return np.frombuffer(content, dtype=np.float32).copy().reshape(shape)
     if not tensor_proto.tensor_shape.dim and len(tensor_proto.float_val) == 1:
-        if getattr(_state, "budget", None) is not None:
-            _charge_elements(1)
+        _charge_elements(1)
         return np.array(tensor_proto.float_val[0], dtype=np.float32)
     return None
 
@@ -119,7 +117,10 @@ def _shape_elements(shape: list[int]) -> int:
 
 
 def _charge_elements(claimed: int) -> None:
-    budget = _state.budget
+    """Charges `claimed` elements to this thread's read, if inside one."""
+    budget = getattr(_state, "budget", None)
+    if budget is None:
+        return
     if claimed > MAX_TENSOR_ELEMENTS:
         raise TooLargeError(
             f"a tensor claims {claimed:,} elements (the reader accepts {MAX_TENSOR_ELEMENTS:,})"
