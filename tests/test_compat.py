@@ -269,6 +269,20 @@ def test_tensorboard_private_attributes_exist(tmp_path):
     assert compat_tensorboard.tensor_size_module() is not None, (
         f"TensorBoard {version} changed data_provider._tensor_size"
     )
+    import grpc
+    from tensorboard.data import grpc_provider
+
+    channel = grpc.insecure_channel("localhost:1")  # never connected: nothing is asked
+    try:
+        stub = grpc_provider.make_stub(channel)
+        parts = compat_tensorboard.grpc_provider_parts(
+            grpc_provider.GrpcDataProvider("localhost:1", stub)
+        )
+        assert parts == ("localhost:1", stub), (
+            f"TensorBoard {version} changed GrpcDataProvider._addr or ._stub"
+        )
+    finally:
+        channel.close()
     writer = EventFileWriter(str(tmp_path))
     try:
         assert compat_tensorboard.event_file_handle(writer) is not None, (
@@ -377,6 +391,8 @@ PRIVATE_NAMES = {
     "_value_specs",
     "_get_on_device_or_primary",
     "_WSGIRequestHandler",
+    "_stub",
+    "_addr",
     "_tensor_size",
     "_general_file_writer",
 }

@@ -27,7 +27,7 @@ import urllib.parse
 import numpy as np
 import pytest
 from analysis_helpers import check_schema
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from plugin_support import ServedPlugin
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, types_pb2
@@ -37,10 +37,11 @@ from tensorboard.util import tensor_util
 
 from tb_stagnation import cli
 from tb_stagnation.analysis.report import analyze_run
-from tb_stagnation.analysis.run_data import SOURCE_CALLBACK, SOURCE_KERAS
+from tb_stagnation.analysis.run_data import SOURCE_CALLBACK, SOURCE_KERAS, RunData
 from tb_stagnation.plugin import jsonable
 from tb_stagnation.plugin.series import build_series
 from tb_stagnation.reader.logdir import _data_server_binary, open_logdir
+from tb_stagnation.reader.provider_reader import ProviderReader
 from tb_stagnation.summary import metadata, tags
 
 HAS_DATA_SERVER = _data_server_binary() is not None
@@ -522,6 +523,78 @@ def test_rust_data_server_reads_anything_without_raising(files):
     with tempfile.TemporaryDirectory(prefix="tb_stagnation_fuzz_") as root:
         _write_logdir(root, files)
         _read_analyse_render(root, use_data_server=True)
+
+
+EPOCHLESS_VECTORS = (
+    b"\x89\x00\x00\x00\x00\x00\x00\x004Q\xaa\\\t\x00\x00\x00\x00e\xcd\xcdA\x10\x02*|\n\x17\n\tlogs/lossB\n"
+    b"\x08\x01\x12\x00*\x04\x00\x00\x00\x00\na\n\x13layers/update_ratioB\x12\x08\x01\x12\x04\x12"
+    b'\x02\x08\x02"\x08\x00\x00\x00\x00\x00\x00\x00\x00J6\n2\n\nstagnation\x12${"version'
+    b'": 1, "kind": "layer_stat"} \x02\xd8\x084\x96\x0c\x01\x00\x00\x00\x00\x00'
+    b"\x00\xf2\xf8m\xd4\t\x00\x00\x00\x00e\xcd\xcdA*\x80\x02\nR\n\x10layers/grad_normB\x06\x08"
+    b'\x01\x12\x02\x12\x00J6\n2\n\nstagnation\x12${"version": 1, "k'
+    b'ind": "layer_stat"} \x02\nT\n\x12layers/weight_n'
+    b'ormB\x06\x08\x01\x12\x02\x12\x00J6\n2\n\nstagnation\x12${"version":'
+    b' 1, "kind": "layer_stat"} \x02\nT\n\x12layers/up'
+    b'date_normB\x06\x08\x01\x12\x02\x12\x00J6\n2\n\nstagnation\x12${"ver'
+    b'sion": 1, "kind": "layer_stat"} \x02\x86`<>e\x00\x00'
+    b"\x00\x00\x00\x00\x00\xeb\xd0Zi\t\x00\x00\x00\x00e\xcd\xcdA\x10\x01*X\n\x1a\n\x10layers/grad_no"
+    b"rmB\x06\x08\x01\x12\x02\x12\x00\n\x1c\n\x12layers/weight_normB\x06\x08\x01\x12\x02\x12\x00"
+    b"\n\x1c\n\x12layers/update_normB\x06\x08\x01\x12\x02\x12\x00R\x0bP\xe1"
+)
+
+
+class _PointsOnly:
+    """The same provider without its column reads (`read_scalar_series`,
+    `read_tensor_series`): the reader then takes TensorBoard's points."""
+
+    def __init__(self, provider) -> None:
+        self._provider = provider
+
+    def __getattr__(self, name: str):
+        if name.endswith("_series"):
+            raise AttributeError(name)
+        return getattr(self._provider, name)
+
+
+def _same_run_data(columns: RunData, points: RunData) -> None:
+    for name in ("name", "source", "layer_names", "model_card", "preflight", "lr_range"):
+        assert getattr(columns, name) == getattr(points, name), name
+    assert columns.notes == points.notes and columns.error == points.error
+    assert columns.weight_histograms == points.weight_histograms
+    np.testing.assert_array_equal(columns.epochs, points.epochs)
+    for name in ("scalars", "scalar_present", "layer_stats"):
+        mine, theirs = getattr(columns, name), getattr(points, name)
+        assert sorted(mine) == sorted(theirs), name
+        for tag in mine:
+            np.testing.assert_array_equal(mine[tag], theirs[tag], err_msg=f"{name} {tag}")
+    if points.class_counts is None:
+        assert columns.class_counts is None
+    else:
+        np.testing.assert_array_equal(columns.class_counts, points.class_counts)
+
+
+@pytest.mark.skipif(not HAS_DATA_SERVER, reason="tensorboard-data-server is not installed")
+@settings(max_examples=30, **FUZZ_SETTINGS)
+@given(LOGDIRS)
+# Found by this test: vectors of one width (read in one piece) whose only
+# step is no epoch (one still in flight) must align to nothing, not fail.
+@example(files=(("r/stagnation", EPOCHLESS_VECTORS),))
+def test_rust_column_reads_answer_what_its_point_reads_answer(files):
+    """The CLI's provider reads a tag's points into arrays, a tag of vectors of
+    one width in one piece (reader/grpc_series.py). Whatever the files hold,
+    every run must come out as it does from TensorBoard's point-by-point
+    answer on the same server."""
+    with tempfile.TemporaryDirectory(prefix="tb_stagnation_fuzz_") as root:
+        _write_logdir(root, files)
+        with open_logdir(root, use_data_server=True) as source:
+            provider = source._reader._provider
+            assert hasattr(provider, "read_tensor_series")  # what this test is about
+            listings = list(source.listings().values())
+            columns = source._reader.read_runs(listings)
+            points = ProviderReader(_PointsOnly(provider)).read_runs(listings)
+    assert len(columns) == len(points)
+    for mine, theirs in zip(columns, points):
+        _same_run_data(mine, theirs)
 
 
 @settings(max_examples=60, **FUZZ_SETTINGS)

@@ -15,6 +15,7 @@ from typing import Any
 # The module `tensor_size_module` returns, and the function in it.
 _MULTIPLEXER_PROVIDER = "tensorboard.backend.event_processing.data_provider"
 TENSOR_SIZE = "_tensor_size"
+_GRPC_PROVIDER = "tensorboard.data.grpc_provider"
 _NOTF = "tensorboard.compat.notf"
 _notf_lock = threading.Lock()
 
@@ -54,6 +55,29 @@ def tensor_size_module() -> types.ModuleType | None:
     if module is None or not callable(getattr(module, TENSOR_SIZE, None)):
         return None
     return module
+
+
+def grpc_provider_parts(provider: Any) -> tuple[str, Any] | None:
+    """`GrpcDataProvider._addr` and `._stub`: the address and service stub of
+    TensorBoard's gRPC data provider (`--load_fast=true`), or None for any
+    other provider.
+
+    Why: the plugin reads our runs through `reader/grpc_series.py`, a subclass
+    of that provider that reads a tag's points into arrays; it is made on the
+    same stub, so it talks to the same data server over the same channel.
+    Checked: TensorBoard 2.16.2 and 2.21.0.
+    Without it: None; the plugin reads through TensorBoard's own points (a
+    cold `/runs` of 100 runs takes about twice as long).
+    Only TensorBoard's own class is taken, not a subclass that may answer
+    differently, and only when TensorBoard already imported it.
+    """
+    module = sys.modules.get(_GRPC_PROVIDER)
+    if module is None or type(provider) is not getattr(module, "GrpcDataProvider", None):
+        return None
+    address, stub = getattr(provider, "_addr", None), getattr(provider, "_stub", None)
+    if not isinstance(address, str) or stub is None:
+        return None
+    return address, stub
 
 
 def event_file_handle(writer: Any) -> Any:

@@ -107,6 +107,13 @@ def decode_float32(tensor_proto: Any) -> np.ndarray | None:
     return None
 
 
+def charge_vectors(count: int, width: int) -> None:
+    """Charges `count` vectors of `width` elements each, decoded in one piece,
+    to the enclosing `bounded_decoding()`: each is one tensor of `width`
+    elements. A no-op outside it. Raises TooLargeError."""
+    _charge_elements(count * width, per_tensor=width)
+
+
 def _shape_elements(shape: list[int]) -> int:
     count = 1
     for size in shape:
@@ -116,14 +123,16 @@ def _shape_elements(shape: list[int]) -> int:
     return count
 
 
-def _charge_elements(claimed: int) -> None:
-    """Charges `claimed` elements to this thread's read, if inside one."""
+def _charge_elements(claimed: int, per_tensor: int | None = None) -> None:
+    """Charges `claimed` elements to this thread's read, if inside one; one
+    tensor's, or several of `per_tensor` elements each."""
     budget = getattr(_state, "budget", None)
     if budget is None:
         return
-    if claimed > MAX_TENSOR_ELEMENTS:
+    largest = claimed if per_tensor is None else per_tensor
+    if largest > MAX_TENSOR_ELEMENTS:
         raise TooLargeError(
-            f"a tensor claims {claimed:,} elements (the reader accepts {MAX_TENSOR_ELEMENTS:,})"
+            f"a tensor claims {largest:,} elements (the reader accepts {MAX_TENSOR_ELEMENTS:,})"
         )
     budget[0] -= claimed
     if budget[0] < 0:

@@ -12,7 +12,7 @@ gradient reached it); how much the others changed stays unknown.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -54,7 +54,7 @@ def _array(point) -> np.ndarray | None:
     return values
 
 
-def weight_histograms(points_by_tag: Mapping[str, list]) -> dict[str, WeightHistograms]:
+def weight_histograms(points_by_tag: Mapping[str, Sequence]) -> dict[str, WeightHistograms]:
     """Per layer name, what its logged weight histograms show (layers whose
     histograms could not all be read are left out)."""
     by_layer: dict[str, dict[str, dict[int, np.ndarray | None]]] = {}

@@ -21,7 +21,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
 from tb_stagnation.analysis.run_data import RunData
-from tb_stagnation.reader import decode_bounds, run_names
+from tb_stagnation.reader import run_names
 from tb_stagnation.reader.errors import LogdirError
 from tb_stagnation.reader.local_walk import (
     LocalWalk,
@@ -233,6 +233,8 @@ def _data_server_provider(binary, logdir: str, load_timeout=None, progress=None)
     import grpc
     from tensorboard.data import grpc_provider
 
+    from tb_stagnation.reader import grpc_series
+
     with tempfile.TemporaryDirectory(prefix="tb_stagnation_") as tmp:
         port_file = os.path.join(tmp, "port")
         error_file = os.path.join(tmp, "error")
@@ -263,7 +265,7 @@ def _data_server_provider(binary, logdir: str, load_timeout=None, progress=None)
                 f"localhost:{port}",
                 options=[("grpc.max_receive_message_length", 1 << 30)],
             )
-            provider = _fast_tensor_provider_class()(
+            provider = grpc_series.SeriesGrpcProvider(
                 f"localhost:{port}", grpc_provider.make_stub(channel)
             )
             provider.load_warnings = load_warnings
@@ -277,46 +279,6 @@ def _data_server_provider(binary, logdir: str, load_timeout=None, progress=None)
             except subprocess.TimeoutExpired:
                 process.kill()
             stderr.close()
-
-
-def _fast_tensor_provider_class():
-    from tensorboard.data import grpc_provider, provider
-    from tensorboard.data.proto import data_provider_pb2
-    from tensorboard.util import tensor_util
-
-    def to_numpy(tensor_proto):
-        # TensorBoard's make_ndarray costs ~15 us a tensor; our per-layer
-        # vectors are packed float32, which decode_float32 reads in ~1 us.
-        decoded = decode_bounds.decode_float32(tensor_proto)
-        return decoded if decoded is not None else tensor_util.make_ndarray(tensor_proto)
-
-    class FastTensorGrpcProvider(grpc_provider.GrpcDataProvider):
-        """TensorBoard's gRPC data provider with a faster tensor decoding."""
-
-        def read_tensors(
-            self, ctx=None, *, experiment_id, plugin_name, downsample=None, run_tag_filter=None
-        ):
-            request = data_provider_pb2.ReadTensorsRequest(experiment_id=experiment_id)
-            request.plugin_filter.plugin_name = plugin_name
-            request.downsample.num_points = downsample
-            if run_tag_filter is not None:
-                if run_tag_filter.runs is not None:
-                    request.run_tag_filter.runs.names.extend(sorted(run_tag_filter.runs))
-                if run_tag_filter.tags is not None:
-                    request.run_tag_filter.tags.names.extend(sorted(run_tag_filter.tags))
-            response = self._stub.ReadTensors(request)
-            result = {}
-            for run_entry in response.runs:
-                by_tag = result.setdefault(run_entry.run_name, {})
-                for tag_entry in run_entry.tags:
-                    data = tag_entry.data
-                    by_tag[tag_entry.tag_name] = [
-                        provider.TensorDatum(step=step, wall_time=wall_time, numpy=to_numpy(value))
-                        for step, wall_time, value in zip(data.step, data.wall_time, data.value)
-                    ]
-            return result
-
-    return FastTensorGrpcProvider
 
 
 def _wait_for_load(

@@ -25,6 +25,12 @@ from tb_stagnation.reader import keras_config, keras_histograms, other_tools, ru
 from tb_stagnation.reader.decode_bounds import TooLargeError, bounded_decoding
 from tb_stagnation.reader.errors import UnknownRunError
 from tb_stagnation.reader.listing_memo import Listing, ListingMemo
+from tb_stagnation.reader.point_series import (
+    ScalarSeries,
+    TensorSeries,
+    positions_in,
+    union_of_steps,
+)
 from tb_stagnation.summary import metadata, tags
 from tb_stagnation.summary.lr_range_record import parse_lr_range_record
 
@@ -262,8 +268,8 @@ class ProviderReader:
             for role, member in listing.members.items()
             if role != run_names.ROLE_STAGNATION
         ]
-        our_scalars: Mapping[str, Mapping[str, list]] = {}
-        our_tensors: Mapping[str, Mapping[str, list]] = {}
+        our_scalars: Mapping[str, Mapping[str, ScalarSeries]] = {}
+        our_tensors: Mapping[str, Mapping[str, TensorSeries]] = {}
         our_contents: dict[str, dict[str, bytes]] = {}
         newest: dict[str, int] = {}
         skipped: dict[str, dict[str, str]] = {}  # TensorBoard run -> tag -> why skipped
@@ -279,14 +285,14 @@ class ProviderReader:
             if listing.source != SOURCE_CALLBACK and run_names.ROLE_STAGNATION in listing.members
         ]
         record_contents: dict[str, dict[str, bytes]] = {}
-        record_tensors: Mapping[str, Mapping[str, list]] = {}
+        record_tensors: Mapping[str, Mapping[str, TensorSeries]] = {}
         if record_runs:
             record_contents = self._plugin_contents(record_runs)[0]
             record_tensors = self._read_tensors(
                 metadata.PLUGIN_NAME, record_runs, skipped, only_tags=[tags.LR_RANGE]
             )
         keras_configs: dict[str, Any] = {}
-        keras_histograms_by_run: Mapping[str, Mapping[str, list]] = {}
+        keras_histograms_by_run: Mapping[str, Mapping[str, TensorSeries]] = {}
         keras_train_runs = [
             listing.members[run_names.ROLE_TRAIN]
             for listing in listings
@@ -462,10 +468,11 @@ class ProviderReader:
 
     def _read_scalars(
         self, plugin_name: str, runs: list[str], skipped: dict[str, dict[str, str]]
-    ) -> Mapping[str, Mapping[str, list]]:
-        return self._read_narrowing(
-            self._provider.read_scalars, self._provider.list_scalars, plugin_name, runs, skipped
+    ) -> Mapping[str, Mapping[str, ScalarSeries]]:
+        read = getattr(self._provider, "read_scalar_series", None) or _as_series(
+            self._provider.read_scalars, ScalarSeries.from_points
         )
+        return self._read_narrowing(read, self._provider.list_scalars, plugin_name, runs, skipped)
 
     def _read_tensors(
         self,
@@ -473,9 +480,12 @@ class ProviderReader:
         runs: list[str],
         skipped: dict[str, dict[str, str]],
         only_tags: list[str] | None = None,
-    ) -> Mapping[str, Mapping[str, list]]:
+    ) -> Mapping[str, Mapping[str, TensorSeries]]:
+        read = getattr(self._provider, "read_tensor_series", None) or _as_series(
+            self._provider.read_tensors, TensorSeries.from_points
+        )
         return self._read_narrowing(
-            self._provider.read_tensors,
+            read,
             self._provider.list_tensors,
             plugin_name,
             runs,
@@ -491,7 +501,7 @@ class ProviderReader:
         runs: list[str],
         skipped: dict[str, dict[str, str]],
         only_tags: list[str] | None = None,
-    ) -> dict[str, Mapping[str, list]]:
+    ) -> dict[str, Mapping[str, Any]]:
         """`read` of every point of `runs` (of `only_tags`, when given), in one
         call when the data allow it.
 
@@ -518,7 +528,7 @@ class ProviderReader:
             return dict(read_points(tb_provider.RunTagFilter(runs=runs, tags=only_tags)))
         except _DATA_ERRORS:
             if len(runs) > 1:
-                result: dict[str, Mapping[str, list]] = {}
+                result: dict[str, Mapping[str, Any]] = {}
                 for run in runs:
                     result.update(
                         self._read_narrowing(read, list_, plugin_name, [run], skipped, only_tags)
@@ -531,7 +541,7 @@ class ProviderReader:
             plugin_name=plugin_name,
             run_tag_filter=tb_provider.RunTagFilter(runs=[run], tags=only_tags),
         )
-        by_tag: dict[str, list] = {}
+        by_tag: dict[str, Any] = {}
         for tag in sorted(listed.get(run, {})):
             try:
                 points = read_points(tb_provider.RunTagFilter(runs=[run], tags=[tag]))
@@ -541,6 +551,19 @@ class ProviderReader:
                 continue
             by_tag.update(points.get(run, {}))
         return {run: by_tag} if by_tag else {}
+
+
+def _as_series(read_points: Callable[..., Any], series_of: Callable[[Any], Any]):
+    """A provider's `read_scalars` or `read_tensors`, each tag's points made
+    into a series (point_series.py) as they arrive."""
+
+    def read(*args: Any, **kwargs: Any) -> dict[str, dict[str, Any]]:
+        return {
+            run: {tag: series_of(points) for tag, points in by_tag.items()}
+            for run, by_tag in read_points(*args, **kwargs).items()
+        }
+
+    return read
 
 
 def _all_at_once(*calls: Callable[[], Any]) -> list[Any]:
@@ -577,8 +600,8 @@ def _newest_wall_time(series: Iterable[Any]) -> float:
 
 def _callback_run_data(
     listing: RunListing,
-    scalars: Mapping[str, list],
-    tensors: Mapping[str, list],
+    scalars: Mapping[str, ScalarSeries],
+    tensors: Mapping[str, TensorSeries],
     contents: Mapping[str, bytes],
     max_step: int,
 ) -> RunData:
@@ -596,23 +619,28 @@ def _callback_run_data(
         tensors.get(tags.LABEL_CLASS_COUNTS) if tags.LABEL_CLASS_COUNTS in usable else None
     )
 
-    steps = {point.step for points in epoch_scalars.values() for point in points}
-    for points in layer_tensors.values():
-        steps.update(point.step for point in points)
-    epoch_steps = sorted(step for step in steps if step <= max_step)
-    tag_points = [*epoch_scalars.values(), *layer_tensors.values(), class_points or []]
-    if _newest_epoch_in_flight(epoch_steps, [points for points in tag_points if points]):
-        epoch_steps = epoch_steps[:-1]
-    epochs = np.array(epoch_steps, dtype=np.int64)
-    index = {int(step): i for i, step in enumerate(epochs)}
+    epochs = union_of_steps([*epoch_scalars.values(), *layer_tensors.values()], max_step)
+    tag_series: list[ScalarSeries | TensorSeries] = [
+        *epoch_scalars.values(),
+        *layer_tensors.values(),
+    ]
+    if class_points is not None:
+        tag_series.append(class_points)
+    if _newest_epoch_in_flight(epochs, [series for series in tag_series if len(series)]):
+        epochs = epochs[:-1]
 
-    scalar_series, scalar_present = _aligned_scalars(epoch_scalars, index)
+    scalar_series, scalar_present = _aligned_scalars(epoch_scalars, epochs)
     matrices, too_large = {}, []
-    for tag, points in [*layer_tensors.items(), (tags.LABEL_CLASS_COUNTS, class_points or [])]:
-        matrix = _align_vectors(points, index) if points else None
-        if matrix is None and points:
+    vector_tags = [*layer_tensors.items()]
+    if class_points is not None:
+        vector_tags.append((tags.LABEL_CLASS_COUNTS, class_points))
+    for tag, points in vector_tags:
+        if not len(points):
+            continue
+        matrix = _align_vectors(points, epochs)
+        if matrix is None:
             too_large.append(tag)
-        elif matrix is not None:
+        else:
             matrices[tag] = matrix
     if too_large:
         notes.append(
@@ -660,7 +688,9 @@ def _unreadable_run(listing: RunListing, error: BaseException) -> RunData:
     )
 
 
-def _newest_epoch_in_flight(epochs: list[int], tag_points: list[list]) -> bool:
+def _newest_epoch_in_flight(
+    epochs: np.ndarray, tag_series: list[ScalarSeries | TensorSeries]
+) -> bool:
     """Whether the newest epoch is still being loaded.
 
     The callback writes an epoch as one event, but TensorBoard's Python loader
@@ -671,18 +701,17 @@ def _newest_epoch_in_flight(epochs: list[int], tag_points: list[list]) -> bool:
     """
     if len(epochs) < 3:
         return False
-    newest, earlier = epochs[-1], epochs[:-1]
-    for points in tag_points:
-        steps = {int(point.step) for point in points}
-        if newest not in steps and all(step in steps for step in earlier):
-            return True
-    return False
+    newest, earlier = epochs[-1:], epochs[:-1]
+    return any(
+        not np.isin(newest, series.steps)[0] and np.isin(earlier, series.steps).all()
+        for series in tag_series
+    )
 
 
 def _keras_run_data(
-    listing: RunListing, keras_scalars: Mapping[str, Mapping[str, list]]
+    listing: RunListing, keras_scalars: Mapping[str, Mapping[str, ScalarSeries]]
 ) -> RunData:
-    by_tag: dict[str, list] = {}
+    by_tag: dict[str, ScalarSeries] = {}
     for role, prefix in ((run_names.ROLE_TRAIN, ""), (run_names.ROLE_VALIDATION, "val_")):
         member = listing.members.get(role)
         for keras_tag, points in keras_scalars.get(member or "", {}).items():
@@ -693,20 +722,12 @@ def _keras_run_data(
                 continue
             key = keras_tag[len(tags.KERAS_EPOCH_PREFIX) :]
             by_tag[tags.logs_tag(prefix + key)] = points
-    steps = sorted(
-        {
-            point.step
-            for points in by_tag.values()
-            for point in points
-            if point.step <= listing.max_step
-        }
-    )
-    index = {int(step): i for i, step in enumerate(steps)}
-    scalars, scalar_present = _aligned_scalars(by_tag, index)
+    epochs = union_of_steps(by_tag.values(), listing.max_step)
+    scalars, scalar_present = _aligned_scalars(by_tag, epochs)
     return RunData(
         name=listing.name,
         source=SOURCE_KERAS,
-        epochs=np.array(steps, dtype=np.int64),
+        epochs=epochs,
         scalars=scalars,
         scalar_present=scalar_present,
         updated=listing.updated,
@@ -714,7 +735,7 @@ def _keras_run_data(
 
 
 def _other_tool_run_data(
-    listing: RunListing, scalars: Mapping[str, Mapping[str, list]], loss_tag: str | None
+    listing: RunListing, scalars: Mapping[str, Mapping[str, ScalarSeries]], loss_tag: str | None
 ) -> RunData:
     train = listing.members.get(run_names.ROLE_TRAIN) or listing.members.get(run_names.ROLE_SCALARS)
     points = scalars.get(train or "", {})
@@ -738,11 +759,11 @@ def _other_tool_run_data(
     by_tag = {}
     for ours, source in wanted.items():
         member, theirs = source if isinstance(source, tuple) else (train, source)
-        values = [
-            (int(point.step), value)
-            for point in scalars.get(member or "", {}).get(theirs, [])
-            if point.step <= listing.max_step and (value := _float_or_none(point.value)) is not None
-        ]
+        series = scalars.get(member or "", {}).get(theirs)
+        if series is None:
+            continue
+        kept = (series.steps <= listing.max_step) & series.numeric
+        values = list(zip(series.steps[kept].tolist(), series.values[kept].tolist()))
         if values:
             by_tag[ours] = values
     loss_key = tags.logs_tag("loss")
@@ -808,55 +829,47 @@ def _usable_tags(contents: Mapping[str, bytes], notes: list[str]) -> set[str]:
     return usable
 
 
-def _align_scalars(points: list, index: Mapping[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _align_scalars(series: ScalarSeries, epochs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Values [E] (NaN where absent) and a presence mask [E]."""
-    values = np.full(len(index), np.nan)
-    present = np.zeros(len(index), dtype=bool)
-    if not points:
-        return values, present
-    positions = np.fromiter((index.get(int(p.step), -1) for p in points), np.int64, len(points))
-    try:
-        point_values = np.fromiter((p.value for p in points), np.float64, len(points))
-    except (TypeError, ValueError, OverflowError):
-        # A foreign "scalar" that is not a number (a string, say): absent there.
-        point_values = np.array([_float_or_none(p.value) for p in points], dtype=object)
-        # numpy's stubs reject None as a ufunc operand; on an object array
-        # np.equal compares each element with None.
-        positions = np.where(np.equal(point_values, None), -1, positions)  # type: ignore[call-overload]
-        point_values = np.where(positions >= 0, point_values, np.nan).astype(np.float64)
-    found = positions >= 0
+    values = np.full(len(epochs), np.nan)
+    present = np.zeros(len(epochs), dtype=bool)
+    positions, found = positions_in(epochs, series.steps)
+    found &= series.numeric
     # Points come sorted by step; on a duplicate step fancy assignment keeps the last.
-    values[positions[found]] = point_values[found]
+    values[positions[found]] = series.values[found]
     present[positions[found]] = True
     return values, present
 
 
-def _float_or_none(value: Any) -> float | None:
-    try:
-        return float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-
-
-def _aligned_scalars(by_tag: Mapping[str, list], index: Mapping[int, int]):
+def _aligned_scalars(by_tag: Mapping[str, ScalarSeries], epochs: np.ndarray):
     """(scalars, scalar_present) dicts for RunData."""
-    aligned = {tag: _align_scalars(points, index) for tag, points in by_tag.items()}
+    aligned = {tag: _align_scalars(series, epochs) for tag, series in by_tag.items()}
     return (
         {tag: values for tag, (values, _) in aligned.items()},
         {tag: present for tag, (_, present) in aligned.items()},
     )
 
 
-def _align_vectors(points: list, index: Mapping[int, int]) -> np.ndarray | None:
+def _align_vectors(series: TensorSeries, epochs: np.ndarray) -> np.ndarray | None:
     """The [E, width] matrix of a tag's vectors (NaN where absent); None when
     it would hold more than MAX_MATRIX_CELLS entries."""
+    positions, found = positions_in(epochs, series.steps)
+    if not found.any():
+        return np.full((len(epochs), 0), np.nan)
+    if series.is_matrix:
+        assert isinstance(series.rows, np.ndarray)  # is_matrix says so
+        width = series.rows.shape[1]
+        if len(epochs) * width > MAX_MATRIX_CELLS:
+            return None
+        matrix = np.full((len(epochs), width), np.nan)
+        # On a duplicate step fancy assignment keeps the last, as below.
+        matrix[positions[found]] = series.rows[found]
+        return matrix
     arrays = {}
-    for point in points:
-        position = index.get(int(point.step))
-        if position is not None:
-            arrays[position] = point.numpy
+    for position, array in zip(positions[found].tolist(), _found_rows(series.rows, found)):
+        arrays[position] = array
     width = max((int(np.size(array)) for array in arrays.values()), default=0)
-    if len(index) * width > MAX_MATRIX_CELLS:
+    if len(epochs) * width > MAX_MATRIX_CELLS:
         return None
     vectors = {}
     for position, array in arrays.items():
@@ -865,13 +878,17 @@ def _align_vectors(points: list, index: Mapping[int, int]) -> np.ndarray | None:
         except (TypeError, ValueError):
             continue  # a foreign or corrupt tensor: that epoch stays NaN
     width = max((len(vector) for vector in vectors.values()), default=0)
-    matrix = np.full((len(index), width), np.nan)
+    matrix = np.full((len(epochs), width), np.nan)
     for position, vector in vectors.items():
         matrix[position, : len(vector)] = vector
     return matrix
 
 
-def _newest_model_card(points: list | None, notes: list[str]) -> dict[str, Any] | None:
+def _found_rows(rows: Any, found: np.ndarray) -> list[Any]:
+    return [row for row, keep in zip(rows, found.tolist()) if keep]
+
+
+def _newest_model_card(points: TensorSeries | None, notes: list[str]) -> dict[str, Any] | None:
     if not points:
         return None
     newest = max(points, key=lambda point: (point.step, point.wall_time))
@@ -888,7 +905,7 @@ def _newest_model_card(points: list | None, notes: list[str]) -> dict[str, Any] 
     return card
 
 
-def _newest_preflight(points: list | None, notes: list[str]) -> dict[str, Any] | None:
+def _newest_preflight(points: TensorSeries | None, notes: list[str]) -> dict[str, Any] | None:
     """The newest pre-flight record (it is rewritten as its checks complete)."""
     if not points:
         return None
@@ -904,7 +921,7 @@ def _newest_preflight(points: list | None, notes: list[str]) -> dict[str, Any] |
     return record
 
 
-def _newest_lr_range(points: list | None, notes: list[str]) -> dict[str, Any] | None:
+def _newest_lr_range(points: TensorSeries | None, notes: list[str]) -> dict[str, Any] | None:
     """The LR range test record written last (FORMAT.md); None with a note when
     that one is unreadable. An older record never stands in for it: it was
     superseded.

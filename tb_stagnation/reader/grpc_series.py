@@ -1,0 +1,181 @@
+"""TensorBoard's gRPC data provider, reading our points straight into arrays.
+
+The CLI reads a logdir through TensorBoard's Rust data server (`logdir.py`).
+TensorBoard's `GrpcDataProvider` builds a Python object per point and decodes
+each tensor on its own, ~9 us a tensor even with `decode_float32`; a report on
+100 runs x 300 epochs handles 570,000 scalars and 240,000 vectors. This
+provider adds `read_scalar_series` and `read_tensor_series`, which the reader
+uses when a provider has them (`point_series.py`): a tag's steps and values
+become arrays in one call, and a tag whose tensors are all float32 vectors of
+one width, as the callback writes them, is decoded in one `np.frombuffer`.
+Any other tensor is decoded one by one, as before, under the same bounds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import grpc
+import numpy as np
+from tensorboard import errors as tb_errors
+from tensorboard.compat.proto import types_pb2
+from tensorboard.data import grpc_provider, provider
+from tensorboard.data.proto import data_provider_pb2
+from tensorboard.util import tensor_util
+
+from tb_stagnation.reader import decode_bounds
+from tb_stagnation.reader.point_series import ScalarSeries, TensorSeries
+
+_DT_FLOAT = types_pb2.DT_FLOAT
+_FLOAT32_BYTES = 4
+
+
+def to_numpy(tensor_proto: Any) -> np.ndarray:
+    """TensorBoard's `make_ndarray`, with the fast path for float32 (~1 us
+    against ~15)."""
+    decoded = decode_bounds.decode_float32(tensor_proto)
+    return decoded if decoded is not None else tensor_util.make_ndarray(tensor_proto)
+
+
+class SeriesGrpcProvider(grpc_provider.GrpcDataProvider):
+    """TensorBoard's gRPC data provider, plus reads into point series."""
+
+    def __init__(self, addr: str, stub: Any) -> None:
+        super().__init__(addr, stub)
+        self._series_stub = stub  # ours: the base class's attribute is its own
+
+    def read_tensors(
+        self, ctx=None, *, experiment_id, plugin_name, downsample=None, run_tag_filter=None
+    ):
+        with _tensorboard_errors():
+            response = self._series_stub.ReadTensors(
+                _request(
+                    data_provider_pb2.ReadTensorsRequest,
+                    experiment_id,
+                    plugin_name,
+                    downsample,
+                    run_tag_filter,
+                )
+            )
+        return {
+            run_entry.run_name: {
+                tag_entry.tag_name: [
+                    provider.TensorDatum(step=step, wall_time=wall_time, numpy=to_numpy(value))
+                    for step, wall_time, value in zip(
+                        tag_entry.data.step, tag_entry.data.wall_time, tag_entry.data.value
+                    )
+                ]
+                for tag_entry in run_entry.tags
+            }
+            for run_entry in response.runs
+        }
+
+    def read_scalar_series(
+        self, ctx=None, *, experiment_id, plugin_name, downsample=None, run_tag_filter=None
+    ) -> dict[str, dict[str, ScalarSeries]]:
+        """`read_scalars`, each tag's points as a ScalarSeries."""
+        with _tensorboard_errors():
+            response = self._series_stub.ReadScalars(
+                _request(
+                    data_provider_pb2.ReadScalarsRequest,
+                    experiment_id,
+                    plugin_name,
+                    downsample,
+                    run_tag_filter,
+                )
+            )
+        result: dict[str, dict[str, ScalarSeries]] = {}
+        for run_entry in response.runs:
+            by_tag = result.setdefault(run_entry.run_name, {})
+            for tag_entry in run_entry.tags:
+                data = tag_entry.data
+                steps = np.array(data.step, dtype=np.int64)
+                values = np.array(data.value, dtype=np.float64)
+                by_tag[tag_entry.tag_name] = ScalarSeries(
+                    steps, values, np.ones(len(steps), dtype=bool)
+                )
+        return result
+
+    def read_tensor_series(
+        self, ctx=None, *, experiment_id, plugin_name, downsample=None, run_tag_filter=None
+    ) -> dict[str, dict[str, TensorSeries]]:
+        """`read_tensors`, each tag's points as a TensorSeries."""
+        with _tensorboard_errors():
+            response = self._series_stub.ReadTensors(
+                _request(
+                    data_provider_pb2.ReadTensorsRequest,
+                    experiment_id,
+                    plugin_name,
+                    downsample,
+                    run_tag_filter,
+                )
+            )
+        result: dict[str, dict[str, TensorSeries]] = {}
+        for run_entry in response.runs:
+            by_tag = result.setdefault(run_entry.run_name, {})
+            for tag_entry in run_entry.tags:
+                data = tag_entry.data
+                matrix = _float32_vectors(data.value)
+                by_tag[tag_entry.tag_name] = TensorSeries(
+                    np.array(data.step, dtype=np.int64),
+                    np.array(data.wall_time, dtype=np.float64),
+                    matrix if matrix is not None else [to_numpy(value) for value in data.value],
+                )
+        return result
+
+
+@contextmanager
+def _tensorboard_errors() -> Iterator[None]:
+    """gRPC errors as TensorBoard's own provider raises them: an unknown
+    experiment, say, is a NotFoundError that TensorBoard shows the user."""
+    try:
+        yield
+    except grpc.RpcError as error:
+        code = error.code() if callable(getattr(error, "code", None)) else None
+        details = error.details() if callable(getattr(error, "details", None)) else str(error)
+        if code == grpc.StatusCode.INVALID_ARGUMENT:
+            raise tb_errors.InvalidArgumentError(details) from error
+        if code == grpc.StatusCode.NOT_FOUND:
+            raise tb_errors.NotFoundError(details) from error
+        if code == grpc.StatusCode.PERMISSION_DENIED:
+            raise tb_errors.PermissionDeniedError(details) from error
+        raise
+
+
+def _request(
+    kind: Callable[..., Any], experiment_id: str, plugin_name: str, downsample, run_tag_filter
+) -> Any:
+    request = kind(experiment_id=experiment_id)
+    request.plugin_filter.plugin_name = plugin_name
+    request.downsample.num_points = downsample
+    if run_tag_filter is not None:
+        if run_tag_filter.runs is not None:
+            request.run_tag_filter.runs.names.extend(sorted(run_tag_filter.runs))
+        if run_tag_filter.tags is not None:
+            request.run_tag_filter.tags.names.extend(sorted(run_tag_filter.tags))
+    return request
+
+
+def _float32_vectors(tensor_protos: Any) -> np.ndarray | None:
+    """The [points, width] float32 matrix of tensors that are all float32
+    vectors of one width packed in `tensor_content`, read-only; None when any
+    is not (they are then decoded one by one)."""
+    width = None
+    contents = []
+    for tensor_proto in tensor_protos:
+        dims = tensor_proto.tensor_shape.dim
+        if tensor_proto.dtype != _DT_FLOAT or len(dims) != 1:
+            return None
+        size = dims[0].size
+        content = tensor_proto.tensor_content
+        if width is None:
+            width = size
+        if size != width or len(content) != _FLOAT32_BYTES * size:
+            return None
+        contents.append(content)
+    if width is None:
+        return None
+    decode_bounds.charge_vectors(len(contents), width)
+    return np.frombuffer(b"".join(contents), dtype=np.float32).reshape(len(contents), width)
