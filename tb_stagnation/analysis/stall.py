@@ -85,6 +85,8 @@ ACCURACY_TOLERANCE = 0.005
 MIN_LAG = 2
 # Longest window examined; longer stalls are covered by overlapping windows.
 MAX_LAG = 30
+# Cells of the [lag, start] arrays `detect` makes at once.
+_WINDOW_CELLS = 1 << 15
 
 # Zones. Fraction g = 1 - loss / constant_loss of the constant-predictor loss
 # the model removed (for MSE this is R^2). g < 0.1 is "at the baseline": a model
@@ -282,8 +284,8 @@ class _Track:
     """One series whose improvement over windows of epochs counts as progress.
 
     Stored as "lower is better"; a missing or excluded epoch is +inf (it never
-    improves a window). `best[s]` is the best value up to s, `window` the best
-    value over (s, s + lag] for the current lag.
+    improves a window). `best[s]` is the best value up to s; a window (s, s + lag]
+    holds the best value over its epochs (`_window_extremes`).
     """
 
     def __init__(
@@ -305,22 +307,38 @@ class _Track:
         # nothing to compare with and read as "no progress").
         self.values = reference if excluded is None else np.where(excluded, np.inf, reference)
         self.best = np.minimum.accumulate(reference)
-        self.window = self.values[1:].copy()
         self.relative = relative
         self.tolerance = tolerance
 
-    def advance(self, lag: int) -> None:
-        if lag > 1:
-            self.window = np.minimum(self.window[:-1], self.values[lag:])
-
-    def progressed(self, start: np.ndarray, lag: int) -> np.ndarray:
+    def progressed(self, starts: np.ndarray, lags: np.ndarray) -> np.ndarray:
+        """[lag, start]: whether the window (s, s + lag] improved on the best
+        value up to s by more than the tolerance per epoch. `starts` and `lags`
+        are consecutive; cells whose window runs past the end are meaningless
+        (the caller masks them)."""
+        window = _window_extremes(self.values, starts, lags, np.minimum, np.inf)
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-            reference = self.best[start]
-            gain = reference - self.window
+            reference = self.best[starts]
+            gain = reference - window
             if self.relative:
                 gain = gain / np.maximum(np.abs(reference), _EPS)
             # No valid value before the window: nothing to have progressed from.
-            return (gain > self.tolerance * lag) & np.isfinite(reference)
+            return (gain > self.tolerance * lags[:, None]) & np.isfinite(reference)
+
+
+def _window_extremes(
+    values: np.ndarray, starts: np.ndarray, lags: np.ndarray, extreme: np.ufunc, pad: float
+) -> np.ndarray:
+    """[lag, start]: `extreme` (np.minimum or np.maximum) of values[s + 1 .. s + lag]
+    for consecutive `starts` and `lags`, `pad` past the end. Each window is the
+    one a lag shorter and one more epoch: one accumulation over a strided view
+    whose row l is the epochs l + 1 after each start."""
+    first, longest = int(starts[0]), int(lags[-1])
+    needed = len(starts) + longest - 1
+    segment = values[first + 1 : first + 1 + needed]
+    if len(segment) < needed:
+        segment = np.concatenate([segment, np.full(needed - len(segment), pad)])
+    shifted = np.lib.stride_tricks.sliding_window_view(segment, len(starts))
+    return extreme.accumulate(shifted, axis=0)[int(lags[0]) - 1 :]
 
 
 def _criteria(
@@ -510,69 +528,72 @@ def detect(
             learned_before = best_raw <= (1.0 - CURVE_LEARNED_DROP) * first_loss
     falling_sum = prefix(falling)
 
-    def progress(lag: int) -> np.ndarray:
-        start = np.arange(n - lag)
-        progressed = np.zeros(n - lag, dtype=bool)
+    def progress(starts: np.ndarray, lags: np.ndarray) -> np.ndarray:
+        progressed = np.zeros((len(lags), len(starts)), dtype=bool)
         for criterion in criteria:
-            met = np.ones(n - lag, dtype=bool)
+            met = np.ones((len(lags), len(starts)), dtype=bool)
             for track in criterion:
-                met &= track.progressed(start, lag)
+                met &= track.progressed(starts, lags)
             progressed |= met
         return progressed
 
     marks = np.zeros(n + 1, dtype=np.int64)
-    window_max_raw = raw_for_max[1:].copy()
+    max_lag = min(MAX_LAG, n - 1)
+    # A window must not open with a step of real progress: a stall starts
+    # where progress stopped (the epoch of the learning-rate drop), not one
+    # epoch earlier because a long window averages the last good step away.
     first_step = np.zeros(n, dtype=bool)
-    for lag in range(1, min(MAX_LAG, n - 1) + 1):
-        for criterion in criteria:
-            for track in criterion:
-                track.advance(lag)
-        if lag > 1:
-            window_max_raw = np.maximum(window_max_raw[:-1], raw_for_max[lag:])
-        if lag == 1:
-            # A window must not open with a step of real progress: a stall
-            # starts where progress stopped (the epoch of the learning-rate
-            # drop), not one epoch earlier because a long window averages the
-            # last good step away.
-            first_step[: n - 1] = progress(1)
-            # A run that learned and then stopped: the step size fell off a
-            # cliff at epoch c right after real progress (into c-1 or c). It
-            # is a stall from c even in the good zone, where a run that
-            # converged gradually is never flagged.
-            stopped_after_progress = cliff.copy()
-            stopped_after_progress[:2] = False
-            learning_before = np.zeros(n, dtype=bool)
-            learning_before[2:] = first_step[1 : n - 1] | first_step[: n - 2]
-            stopped_after_progress &= learning_before
-        if lag < MIN_LAG:
-            continue
-        start = np.arange(n - lag)
-        end = start + lag
-        progressed = progress(lag) | first_step[start]
+    if max_lag >= 1:
+        first_step[: n - 1] = progress(np.arange(n - 1), np.array([1]))[0]
+    # A run that learned and then stopped: the step size fell off a cliff at
+    # epoch c right after real progress (into c-1 or c). It is a stall from c
+    # even in the good zone, where a run that converged gradually is never
+    # flagged.
+    stopped_after_progress = cliff.copy()
+    stopped_after_progress[:2] = False
+    learning_before = np.zeros(n, dtype=bool)
+    learning_before[2:] = first_step[1 : n - 1] | first_step[: n - 2]
+    stopped_after_progress &= learning_before
+
+    # Every window (s, s + lag] of MIN_LAG..MAX_LAG steps at once, [lag, start],
+    # a block of starts at a time (bounded memory however long the run).
+    lags = np.arange(MIN_LAG, max_lag + 1)
+    block = max(1, _WINDOW_CELLS // max(len(lags), 1))
+    for first in range(0, (n - MIN_LAG) if len(lags) else 0, block):
+        starts = np.arange(first, min(first + block, n - MIN_LAG))
+        ends = starts[None, :] + lags[:, None]
+        inside = ends < n
+        end = np.minimum(ends, n - 1)
+        span = lags[:, None]
+        progressed = progress(starts, lags) | first_step[starts]
+        window_max_raw = _window_extremes(raw_for_max, starts, lags, np.maximum, -np.inf)
         with np.errstate(invalid="ignore"):
-            diverging = window_max_raw >= DIVERGENCE_FACTOR * np.abs(best_raw[start])
+            diverging = window_max_raw >= DIVERGENCE_FACTOR * np.abs(best_raw[starts])
             if constant is not None:
                 diverging &= window_max_raw > constant
-        no_good = (not_good[end + 1] - not_good[start]) == lag + 1
-        all_bad = (bad[end + 1] - bad[start]) == lag + 1
-        converging = learned_before[start] & (
-            (falling_sum[end + 1] - falling_sum[start + 1]) == lag
+        no_good = (not_good[end + 1] - not_good[starts]) == span + 1
+        all_bad = (bad[end + 1] - bad[starts]) == span + 1
+        converging = learned_before[starts] & (
+            (falling_sum[end + 1] - falling_sum[starts + 1]) == span
         )
         all_bad &= ~converging
-        lr_gone = (collapsed_sum[end + 1] - collapsed_sum[start + 1]) == lag
-        oscillating = (
-            (swing_sum[end + 1] - swing_sum[start + 1]) >= max(1, math.ceil(SWING_SHARE * lag))
-        ) & ((up_sum[end + 1] - up_sum[start + 1]) >= 1)
-        rate_off = (extreme_sum[end + 1] - extreme_sum[start]) == lag + 1
+        lr_gone = (collapsed_sum[end + 1] - collapsed_sum[starts + 1]) == span
+        swings_needed = np.maximum(1, np.ceil(SWING_SHARE * lags)).astype(np.int64)[:, None]
+        oscillating = ((swing_sum[end + 1] - swing_sum[starts + 1]) >= swings_needed) & (
+            (up_sum[end + 1] - up_sum[starts + 1]) >= 1
+        )
+        rate_off = (extreme_sum[end + 1] - extreme_sum[starts]) == span + 1
         stalled = ~progressed & no_good & (all_bad | lr_gone | oscillating | diverging | rate_off)
         stalled |= (
             ~progressed
-            & stopped_after_progress[start]
-            & ((stopped_sum[end + 1] - stopped_sum[start]) == lag + 1)
+            & stopped_after_progress[starts]
+            & ((stopped_sum[end + 1] - stopped_sum[starts]) == span + 1)
         )
+        stalled &= inside
         if stalled.any():
-            np.add.at(marks, start[stalled], 1)
-            np.add.at(marks, end[stalled] + 1, -1)
+            lag_index, start_index = np.nonzero(stalled)
+            np.add.at(marks, starts[start_index], 1)
+            np.add.at(marks, ends[lag_index, start_index] + 1, -1)
     flagged = np.cumsum(marks[:n]) > 0
     flagged |= ~finite | negative
     if base.source != "labels" and classifier is not False and acc is not None:

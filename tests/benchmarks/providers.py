@@ -1,8 +1,10 @@
 """The two data providers TensorBoard can serve a logdir with, for the route benchmarks.
 
 `python_provider` is what `tensorboard --load_fast=false` builds (with our
-loader's flags); `rust_provider` the CLI's GrpcDataProvider on the Rust data
-server (tb_stagnation/reader/logdir.py).
+loader's flags); `rust_provider` what `--load_fast=true` builds, TensorBoard's
+own `GrpcDataProvider`, on the Rust data server the CLI starts
+(tb_stagnation/reader/logdir.py). The plugin remakes it as its own subclass
+on the same stub (plugin/stagnation_plugin.py, `_with_column_reads`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from tensorboard.backend.event_processing import (
     data_provider,
     plugin_event_multiplexer,
 )
+from tensorboard.data import grpc_provider
 
 
 @contextmanager
@@ -34,5 +37,5 @@ def rust_provider(logdir: str):
     binary = reader_logdir._data_server_binary()
     if binary is None:
         raise RuntimeError("tensorboard-data-server is not installed")
-    with reader_logdir._data_server_provider(binary, logdir) as provider:
-        yield provider
+    with reader_logdir._data_server_provider(binary, logdir) as ours:
+        yield grpc_provider.GrpcDataProvider(ours._addr, ours._series_stub)
