@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 from analysis_helpers import card, check_schema
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from tb_stagnation.analysis import stall
+from tb_stagnation.analysis.baselines import Baselines
 from tb_stagnation.analysis.report import analyze_run
 from tb_stagnation.analysis.run_data import SOURCE_CALLBACK, SOURCE_KERAS, RunData
 from tb_stagnation.summary import tags
@@ -127,3 +129,44 @@ def test_loss_and_accuracy_curves_alone(loss, acc):
             model_card=card() if source == SOURCE_CALLBACK else None,
         )
         check_schema(analyze_run(run))
+
+
+# Curves of plateaus and steps, what stall windows are made of: levels held
+# for a few epochs, some of them at the constant-predictor loss.
+PLATEAUS = st.lists(
+    st.tuples(
+        st.one_of(st.sampled_from([2.3026, 0.6931, 1.0, 0.5, 0.1, 0.0999]), VALUES),
+        st.integers(min_value=1, max_value=30),
+    ),
+    max_size=8,
+).map(lambda steps: [level for level, count in steps for _ in range(count)])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    PLATEAUS,
+    st.lists(st.sampled_from([0.1, 0.5, 0.52, 0.9, float("nan")]), max_size=120),
+    st.sampled_from([None, 0.6931, 2.3026]),
+    st.integers(min_value=1, max_value=40),
+)
+def test_stall_windows_do_not_depend_on_the_block_they_are_computed_in(
+    loss, acc, constant_loss, cells
+):
+    """`stall.detect` compares windows of every length a block of start epochs
+    at a time, to bound its memory on long runs. Blocks of a few starts must
+    flag exactly what one block for the whole run flags: a window that
+    crosses a block boundary is still one window."""
+    n = len(loss)
+    acc_curve = np.array((acc + [0.5] * n)[:n]) if acc else None
+    assume(n > 2)
+    base = Baselines(constant_loss=constant_loss, majority_rate=0.5, loss_kind="crossentropy")
+    assert n * stall.MAX_LAG <= stall._WINDOW_CELLS  # one block: the whole run
+    whole = stall.detect(np.array(loss), acc_curve, base)
+    default = stall._WINDOW_CELLS
+    stall._WINDOW_CELLS = cells  # blocks of 1 start and up
+    try:
+        blocks = stall.detect(np.array(loss), acc_curve, base)
+    finally:
+        stall._WINDOW_CELLS = default
+    np.testing.assert_array_equal(blocks.flagged, whole.flagged)
+    assert repr(blocks.windows) == repr(whole.windows)
