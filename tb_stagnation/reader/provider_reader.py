@@ -701,11 +701,13 @@ def _newest_epoch_in_flight(
     """
     if len(epochs) < 3:
         return False
-    newest, earlier = epochs[-1:], epochs[:-1]
-    return any(
-        not np.isin(newest, series.steps)[0] and np.isin(earlier, series.steps).all()
-        for series in tag_series
-    )
+    for series in tag_series:
+        positions, found = positions_in(epochs, series.steps)
+        has = np.zeros(len(epochs), dtype=bool)
+        has[positions[found]] = True
+        if not has[-1] and has[:-1].all():
+            return True
+    return False
 
 
 def _keras_run_data(
