@@ -30,6 +30,11 @@ from tb_stagnation.reader.point_series import ScalarSeries, TensorSeries
 
 _DT_FLOAT = types_pb2.DT_FLOAT
 _FLOAT32_BYTES = 4
+# The data server's read methods and their requests.
+_REQUESTS = {
+    "ReadScalars": data_provider_pb2.ReadScalarsRequest,
+    "ReadTensors": data_provider_pb2.ReadTensorsRequest,
+}
 
 
 def to_numpy(tensor_proto: Any) -> np.ndarray:
@@ -49,81 +54,89 @@ class SeriesGrpcProvider(grpc_provider.GrpcDataProvider):
     def read_tensors(
         self, ctx=None, *, experiment_id, plugin_name, downsample=None, run_tag_filter=None
     ):
-        with _tensorboard_errors():
-            response = self._series_stub.ReadTensors(
-                _request(
-                    data_provider_pb2.ReadTensorsRequest,
-                    experiment_id,
-                    plugin_name,
-                    downsample,
-                    run_tag_filter,
-                )
-            )
-        return {
-            run_entry.run_name: {
-                tag_entry.tag_name: [
-                    provider.TensorDatum(step=step, wall_time=wall_time, numpy=to_numpy(value))
-                    for step, wall_time, value in zip(
-                        tag_entry.data.step, tag_entry.data.wall_time, tag_entry.data.value
-                    )
-                ]
-                for tag_entry in run_entry.tags
-            }
-            for run_entry in response.runs
-        }
+        return self._read(
+            "ReadTensors",
+            _tensor_points,
+            experiment_id,
+            plugin_name,
+            downsample,
+            run_tag_filter,
+        )
 
     def read_scalar_series(
         self, ctx=None, *, experiment_id, plugin_name, downsample=None, run_tag_filter=None
     ) -> dict[str, dict[str, ScalarSeries]]:
         """`read_scalars`, each tag's points as a ScalarSeries."""
-        with _tensorboard_errors():
-            response = self._series_stub.ReadScalars(
-                _request(
-                    data_provider_pb2.ReadScalarsRequest,
-                    experiment_id,
-                    plugin_name,
-                    downsample,
-                    run_tag_filter,
-                )
-            )
-        result: dict[str, dict[str, ScalarSeries]] = {}
-        for run_entry in response.runs:
-            by_tag = result.setdefault(run_entry.run_name, {})
-            for tag_entry in run_entry.tags:
-                data = tag_entry.data
-                steps = np.array(data.step, dtype=np.int64)
-                values = np.array(data.value, dtype=np.float64)
-                by_tag[tag_entry.tag_name] = ScalarSeries(
-                    steps, values, np.ones(len(steps), dtype=bool)
-                )
-        return result
+        return self._read(
+            "ReadScalars",
+            _scalar_series,
+            experiment_id,
+            plugin_name,
+            downsample,
+            run_tag_filter,
+        )
 
     def read_tensor_series(
         self, ctx=None, *, experiment_id, plugin_name, downsample=None, run_tag_filter=None
     ) -> dict[str, dict[str, TensorSeries]]:
         """`read_tensors`, each tag's points as a TensorSeries."""
+        return self._read(
+            "ReadTensors",
+            _tensor_series,
+            experiment_id,
+            plugin_name,
+            downsample,
+            run_tag_filter,
+        )
+
+    def _read(
+        self,
+        method: str,
+        of_tag: Callable[[Any], Any],
+        experiment_id: str,
+        plugin_name: str,
+        downsample,
+        run_tag_filter,
+    ) -> dict[str, dict[str, Any]]:
+        """Run -> tag -> `of_tag(points of the tag)`, from one `method` call."""
+        request = _REQUESTS[method](experiment_id=experiment_id)
+        request.plugin_filter.plugin_name = plugin_name
+        request.downsample.num_points = downsample
+        if run_tag_filter is not None:
+            if run_tag_filter.runs is not None:
+                request.run_tag_filter.runs.names.extend(sorted(run_tag_filter.runs))
+            if run_tag_filter.tags is not None:
+                request.run_tag_filter.tags.names.extend(sorted(run_tag_filter.tags))
         with _tensorboard_errors():
-            response = self._series_stub.ReadTensors(
-                _request(
-                    data_provider_pb2.ReadTensorsRequest,
-                    experiment_id,
-                    plugin_name,
-                    downsample,
-                    run_tag_filter,
-                )
-            )
-        result: dict[str, dict[str, TensorSeries]] = {}
-        for run_entry in response.runs:
-            by_tag = result.setdefault(run_entry.run_name, {})
-            for tag_entry in run_entry.tags:
-                data = tag_entry.data
-                matrix = _float32_vectors(data.value)
-                by_tag[tag_entry.tag_name] = TensorSeries(
-                    np.array(data.step, dtype=np.int64),
-                    np.array(data.wall_time, dtype=np.float64),
-                    matrix if matrix is not None else [to_numpy(value) for value in data.value],
-                )
-        return result
+            response = getattr(self._series_stub, method)(request)
+        return {
+            run_entry.run_name: {
+                tag_entry.tag_name: of_tag(tag_entry.data) for tag_entry in run_entry.tags
+            }
+            for run_entry in response.runs
+        }
+
+
+def _tensor_points(data: Any) -> list[provider.TensorDatum]:
+    return [
+        provider.TensorDatum(step=step, wall_time=wall_time, numpy=to_numpy(value))
+        for step, wall_time, value in zip(data.step, data.wall_time, data.value)
+    ]
+
+
+def _scalar_series(data: Any) -> ScalarSeries:
+    steps = np.array(data.step, dtype=np.int64)
+    values = np.array(data.value, dtype=np.float64)
+    return ScalarSeries(steps, values, np.ones(len(steps), dtype=bool))
+
+
+def _tensor_series(data: Any) -> TensorSeries:
+    matrix = _float32_vectors(data.value)
+    return TensorSeries(
+        np.array(data.step, dtype=np.int64),
+        np.array(data.wall_time, dtype=np.float64),
+        matrix if matrix is not None else [to_numpy(value) for value in data.value],
+    )
 
 
 @contextmanager
@@ -142,20 +155,6 @@ def _tensorboard_errors() -> Iterator[None]:
         if code == grpc.StatusCode.PERMISSION_DENIED:
             raise tb_errors.PermissionDeniedError(details) from error
         raise
-
-
-def _request(
-    kind: Callable[..., Any], experiment_id: str, plugin_name: str, downsample, run_tag_filter
-) -> Any:
-    request = kind(experiment_id=experiment_id)
-    request.plugin_filter.plugin_name = plugin_name
-    request.downsample.num_points = downsample
-    if run_tag_filter is not None:
-        if run_tag_filter.runs is not None:
-            request.run_tag_filter.runs.names.extend(sorted(run_tag_filter.runs))
-        if run_tag_filter.tags is not None:
-            request.run_tag_filter.tags.names.extend(sorted(run_tag_filter.tags))
-    return request
 
 
 def _float32_vectors(tensor_protos: Any) -> np.ndarray | None:
