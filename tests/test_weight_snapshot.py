@@ -49,7 +49,36 @@ def test_held_memory_does_not_grow_with_a_large_variable():
     snapshot.take()
     assert snapshot.held_bytes == weight_snapshot.SKETCH_BUCKETS * 8
     snapshot.measure()
-    assert snapshot.held_bytes == 0  # released after the measurement
+    # The end of one epoch is the start of the next: held as much, not more.
+    assert snapshot.held_bytes == weight_snapshot.SKETCH_BUCKETS * 8
+    snapshot.release()
+    assert snapshot.held_bytes == 0
+    assert not snapshot.holds_start
+
+
+def test_each_measure_starts_the_next_one_where_it_ended():
+    # One device call per epoch: the second epoch's update is measured from
+    # the first epoch's end, as a `take` there would have measured it.
+    rng = np.random.default_rng(3)
+    shapes = [(16, 8), (8,), (784, 512)]
+    variables = [keras.Variable(rng.normal(size=s).astype(np.float32)) for s in shapes]
+    carried = WeightSnapshot(tf, variables)
+    retaken = WeightSnapshot(tf, variables)
+    carried.take()
+    for epoch in range(3):
+        retaken.take()
+        scale = 10.0 ** -(epoch + 2)  # each epoch's update differs from the others
+        start = _update(variables, [rng.normal(size=s).astype(np.float32) * scale for s in shapes])
+        _, changes = carried.measure()
+        _, reference = retaken.measure()
+        assert carried.holds_start
+        np.testing.assert_array_equal(changes, reference)
+        for index, variable in enumerate(variables):
+            _, exact_update = _exact(start[index], variable.numpy())
+            if np.prod(variable.shape) <= weight_snapshot.EXACT_LIMIT:
+                assert changes[index] == pytest.approx(exact_update, rel=1e-6)
+            else:
+                assert np.sqrt(changes[index] / exact_update) == pytest.approx(1.0, abs=0.03)
 
 
 def test_an_unchanged_variable_gives_exactly_zero_and_tiny_updates_stay_measurable():

@@ -426,7 +426,8 @@ class StagnationCallback(_KerasCallback):
         self._batches_in_epoch = 0
         self._drained_at = 0
         self._last_grad_step_written = -1
-        if self._records_here and self._weights is not None:
+        # After the first epoch, the last epoch end's measurement holds the start.
+        if self._records_here and self._weights is not None and not self._weights.holds_start:
             self._guarded(self._weights.take)
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
@@ -516,6 +517,8 @@ class StagnationCallback(_KerasCallback):
         self._recorder = None
         self._probe = None
         self._fit_thread = None
+        if self._weights is not None:
+            self._weights.release()
 
     # --------------------------------------------------------- first batch
 

@@ -32,6 +32,13 @@ large.
 
 So a 1M-parameter Dense kernel is held as 128 KB instead of 4 MB, and what
 is held no longer grows with a variable's size.
+
+The call at an epoch's end also returns what it computed of the end weights
+(their values or sketches) and keeps it as the next epoch's start, so after
+the first epoch there is one call per epoch, not two: `take` is then only
+needed where nothing is held. The update so measured is the change from one
+epoch end to the next, which is the epoch's training update unless another
+callback changes the weights between epochs.
 """
 
 from __future__ import annotations
@@ -82,22 +89,34 @@ class WeightSnapshot:
         tensors = [self._start[0], self._start[1], *self._start[2]]
         return int(sum(t.shape.num_elements() * t.dtype.size for t in tensors))
 
+    @property
+    def holds_start(self) -> bool:
+        """Whether a start is held (a `take`, or the last `measure` carried one over)."""
+        return self._start is not None
+
     def take(self) -> None:
         """Keep this moment's weights (or their sketches) for the next `measure`."""
         self._start = self._take() if self._variables else None
 
     def measure(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """Per variable, (|W|^2, |W - W_start|^2) as float64; None without a `take`.
+        """Per variable, (|W|^2, |W - W_start|^2) as float64; None without a start.
 
-        The kept state is released: one take, one measure.
+        This moment's weights become the start of the next `measure`, from the
+        same device call.
         """
         if not self._variables:
             return np.zeros(0), np.zeros(0)
         if self._start is None:
             return None
         start, self._start = self._start, None
-        result = self._measure(*start).numpy()
+        squares, *end = self._measure(*start)
+        self._start = tuple(end)
+        result = squares.numpy()
         return result[0], result[1]
+
+    def release(self) -> None:
+        """Drop what is held (at the end of a fit: nothing measures it any more)."""
+        self._start = None
 
     # ------------------------------------------------------------------ graph side
     # What is kept is packed into three values (whole real variables in one
@@ -123,9 +142,14 @@ class WeightSnapshot:
         matrix = tf.stack(sketches) if sketches else tf.zeros([0, SKETCH_BUCKETS], tf.float64)
         return flat, matrix, complex_values
 
-    def _square_sums(self, flat: Any, matrix: Any, complex_values: list) -> Any:
+    def _square_sums(self, flat: Any, matrix: Any, complex_values: list) -> tuple:
+        """[2, variables] float64 (|W|^2, |W - W_start|^2), then the kept values of W."""
         tf = self._tf
         weights, updates = [], []
+        # What `_kept_values` would return now, from the tensors computed here anyway.
+        end_whole: list = []
+        end_sketches: list = []
+        end_complex: list = []
         signs = self._signs()
         offset = sketch_index = complex_index = 0
         previous_sketch = None
@@ -137,6 +161,7 @@ class WeightSnapshot:
                 complex_index += 1
                 weights.append(_complex_square_sum(tf, after))
                 updates.append(_complex_square_sum(tf, after - before))
+                end_complex.append(tf.identity(after))
                 continue
             # One fused float32 reduction, no temporary of the variable's size.
             weights.append(tf.cast(2.0 * tf.nn.l2_loss(tf.cast(after, tf.float32)), tf.float64))
@@ -144,6 +169,7 @@ class WeightSnapshot:
                 previous_sketch = _sketch(tf, after, signs, previous_sketch)
                 delta = previous_sketch - matrix[sketch_index]
                 sketch_index += 1
+                end_sketches.append(previous_sketch)
             else:
                 size = after.shape.num_elements()
                 before = flat[offset : offset + size]
@@ -151,8 +177,14 @@ class WeightSnapshot:
                 # The float32 difference of nearby floats is exact; then widen.
                 after32 = tf.reshape(tf.cast(after, tf.float32), [-1])
                 delta = tf.cast(after32 - before, tf.float64)
+                end_whole.append(after32)
             updates.append(tf.reduce_sum(tf.square(delta)))
-        return tf.stack([tf.stack(weights), tf.stack(updates)])
+        end_flat = tf.concat(end_whole, 0) if end_whole else tf.zeros([0], tf.float32)
+        end_matrix = (
+            tf.stack(end_sketches) if end_sketches else tf.zeros([0, SKETCH_BUCKETS], tf.float64)
+        )
+        squares = tf.stack([tf.stack(weights), tf.stack(updates)])
+        return squares, end_flat, end_matrix, end_complex
 
     def _signs(self) -> Any:
         """The sign table as one float64 tensor of this trace (None when nothing is sketched)."""
