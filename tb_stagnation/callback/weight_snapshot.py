@@ -74,7 +74,7 @@ class WeightSnapshot:
             if any(self._sketched)
             else None
         )
-        self._start: list | None = None
+        self._start: tuple | None = None
         # No AutoGraph: no tensor-dependent Python control flow here.
         self._take = tf.function(self._kept_values, autograph=False)
         self._measure = tf.function(self._square_sums, autograph=False)
