@@ -24,7 +24,6 @@ import numpy as np
 from tb_stagnation.analysis.series import finite_or_none
 from tb_stagnation.callback.graph_recorder import accumulator_variable, scatter_update
 from tb_stagnation.callback.model_info import select_target
-from tb_stagnation.compat import keras as compat_keras
 
 # State vector: captured?, entries, min, max, sum of finite entries,
 # non-integer entries, NaN/Inf entries, label rows filled.
@@ -108,13 +107,11 @@ class FirstBatchCapture:
         def update() -> Any:
             head = state[:_ROWS]
             if usable:
-                head = compat_keras.unlowered_cond(
-                    tf, state[_CAPTURED] > 0, lambda: state[:_ROWS], summarise
-                )
+                head = tf.cond(state[_CAPTURED] > 0, lambda: state[:_ROWS], summarise)
             rows = state[_ROWS]
             if fill:
-                rows = compat_keras.unlowered_cond(
-                    tf, rows < capacity, lambda: self._fill(leaves, state[_ROWS]), lambda: rows
+                rows = tf.cond(
+                    rows < capacity, lambda: self._fill(leaves, state[_ROWS]), lambda: rows
                 )
             self.state.assign(tf.concat([head, tf.reshape(rows, [1])], 0))
             return tf.constant(0)
@@ -123,7 +120,7 @@ class FirstBatchCapture:
         needed = state[_CAPTURED] <= 0
         if fill:
             needed = tf.logical_or(needed, state[_ROWS] < capacity)
-        compat_keras.unlowered_cond(tf, needed, update, lambda: tf.constant(0))
+        tf.cond(needed, update, lambda: tf.constant(0))
 
     def _fill(self, leaves: list, count: Any) -> Any:
         tf = self._tf

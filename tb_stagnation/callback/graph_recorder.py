@@ -6,8 +6,7 @@ function. Every step: input sums, label counts and a batch fingerprint (one
 matmul and one segment sum), one `assign_add` to a small float64 state vector,
 one write of the fingerprint (and, until it is full, the probe): some twenty
 small ops, because on a fast step each op's dispatch is what costs. Every
-`gradient_freq`-th step only (a `tf.cond`, kept unlowered:
-`compat_keras.unlowered_cond`): the gradient norms and the input
+`gradient_freq`-th step only (a `tf.cond`): the gradient norms and the input
 spread (std, max), the two passes over large tensors, and the one statistic
 that is not a sum (the maxima) rewrite the state. Nothing leaves
 the device until the callback reads the state once per epoch (and the
@@ -284,8 +283,7 @@ class GraphRecorder:
 
             # Counting NaN/Inf entries costs a pass over every gradient; a
             # finite total norm proves there are none, so it runs only then.
-            nonfinite = compat_keras.unlowered_cond(
-                tf,
+            nonfinite = tf.cond(
                 tf.math.is_finite(total),
                 lambda: tf.zeros([layers + 1], tf.float32),
                 count_nonfinite,
@@ -326,7 +324,7 @@ class GraphRecorder:
         if due is True:
             measure()
         else:
-            compat_keras.unlowered_cond(tf, due, measure, lambda: tf.constant(0))
+            tf.cond(due, measure, lambda: tf.constant(0))
 
     def _due_from_record_data(self) -> Any:
         """This step's `_due` predicate if `record_data` made it in this graph or an outer one."""
@@ -535,9 +533,7 @@ class GraphRecorder:
         if due is True:
             spread = measure_spread()
         else:
-            spread = compat_keras.unlowered_cond(
-                tf, due, measure_spread, lambda: tf.zeros([4], f64)
-            )
+            spread = tf.cond(due, measure_spread, lambda: tf.zeros([4], f64))
 
         pieces: list[tuple[Any, Any]] = [
             (
@@ -666,7 +662,7 @@ class GraphRecorder:
                 scatter_update(tf, variable, tf.reshape(rows, [-1, 1]), leaf)
             return tf.cast(tf.minimum(start + tf.cast(batch, tf.int32), capacity), tf.float64)
 
-        return compat_keras.unlowered_cond(tf, count < float(capacity), fill, lambda: count)
+        return tf.cond(count < float(capacity), fill, lambda: count)
 
     # ------------------------------------------------------------------- host side
 

@@ -38,7 +38,6 @@ import numpy as np
 from tb_stagnation.callback.console import warn_at_user_code
 from tb_stagnation.callback.first_batch import TappedRecorder
 from tb_stagnation.callback.graph_recorder import accumulator_variable, scatter_update
-from tb_stagnation.compat import keras as compat_keras
 
 LR_CODES = ("learning_rate_too_small", "learning_rate_too_large")
 # Rows kept for the sweep: 16 batches of Keras's default 32, enough that 100
@@ -265,7 +264,7 @@ class RangeCapture:
             return tf.constant(0)
 
         # Once full, this comparison is all a step pays.
-        compat_keras.unlowered_cond(tf, count < float(capacity), fill, lambda: tf.constant(0))
+        tf.cond(count < float(capacity), fill, lambda: tf.constant(0))
 
     def _local(self, variable: Any) -> np.ndarray:
         return self._strategy.experimental_local_results(variable)[0].numpy()

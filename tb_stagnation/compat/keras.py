@@ -436,34 +436,3 @@ def missing_warning(missing: list[MissingPrivate], keras_version: str) -> str:
         + "; ".join(parts)
         + ". Training is not affected."
     )
-
-
-def unlowered_cond(tf: Any, pred: Any, true_fn: Callable, false_fn: Callable) -> Any:
-    """`tf.cond`, with the `If` op it builds marked `_lower_using_switch_merge=False`.
-
-    Why: outside XLA, TensorFlow lowers a cond in a `tf.function` to one
-    Switch op per input and runs every op of the branch not taken as a dead
-    node, on every step. Our per-step conds guard work that runs on few
-    steps (the gradient pass every 8th, the probe until it is full) and
-    their branches are tens of ops: kept as one functional `If`, a step
-    that skips them runs one op and a call of the small branch. On a
-    10-layer Dense stack (a 1.4 ms step) the step's overhead fell from
-    1.09-1.16x to 1.07-1.08x (paired CPU, three A/B runs each). XLA never
-    lowers a cond, so nothing changes under XLA.
-    Checked: TensorFlow 2.16.2 and 2.21.0 (`Operation._set_attr`, and the
-    attribute read by its LowerFunctionalOpsPass).
-    Without it: a plain `tf.cond` (lowered, as TensorFlow does by default).
-    """
-    graph = tf.compat.v1.get_default_graph()
-    known = len(graph.get_operations()) if not tf.executing_eagerly() else None
-    result = tf.cond(pred, true_fn, false_fn)
-    if known is None:
-        return result
-    try:
-        from tensorflow.core.framework import attr_value_pb2
-    except ImportError:
-        return result
-    for operation in graph.get_operations()[known:]:
-        if operation.type in ("If", "StatelessIf") and hasattr(operation, "_set_attr"):
-            operation._set_attr("_lower_using_switch_merge", attr_value_pb2.AttrValue(b=False))
-    return result
