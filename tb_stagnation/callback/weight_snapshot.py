@@ -138,9 +138,7 @@ class WeightSnapshot:
                 complex_values.append(tf.identity(value))
             else:
                 whole.append(tf.reshape(tf.cast(value, tf.float32), [-1]))
-        flat = tf.concat(whole, 0) if whole else tf.zeros([0], tf.float32)
-        matrix = tf.stack(sketches) if sketches else tf.zeros([0, SKETCH_BUCKETS], tf.float64)
-        return flat, matrix, complex_values
+        return _kept(tf, whole, sketches, complex_values)
 
     def _square_sums(self, flat: Any, matrix: Any, complex_values: list) -> tuple:
         """[2, variables] float64 (|W|^2, |W - W_start|^2), then the kept values of W."""
@@ -179,18 +177,21 @@ class WeightSnapshot:
                 delta = tf.cast(after32 - before, tf.float64)
                 end_whole.append(after32)
             updates.append(tf.reduce_sum(tf.square(delta)))
-        end_flat = tf.concat(end_whole, 0) if end_whole else tf.zeros([0], tf.float32)
-        end_matrix = (
-            tf.stack(end_sketches) if end_sketches else tf.zeros([0, SKETCH_BUCKETS], tf.float64)
-        )
         squares = tf.stack([tf.stack(weights), tf.stack(updates)])
-        return squares, end_flat, end_matrix, end_complex
+        return (squares, *_kept(tf, end_whole, end_sketches, end_complex))
 
     def _signs(self) -> Any:
         """The sign table as one float64 tensor of this trace (None when nothing is sketched)."""
         if self._sign_table is None:
             return None
         return self._tf.cast(self._tf.constant(self._sign_table), self._tf.float64)
+
+
+def _kept(tf: Any, whole: list, sketches: list, complex_values: list) -> tuple:
+    """What is held between `take` and `measure`: (flat float32 vector, sketch matrix, list)."""
+    flat = tf.concat(whole, 0) if whole else tf.zeros([0], tf.float32)
+    matrix = tf.stack(sketches) if sketches else tf.zeros([0, SKETCH_BUCKETS], tf.float64)
+    return flat, matrix, complex_values
 
 
 def _sketch(tf: Any, value: Any, signs: Any, wait_for: Any = None) -> Any:
