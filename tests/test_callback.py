@@ -492,6 +492,55 @@ def test_gradient_freq_measures_a_subset_of_steps(tmp_path):
     assert all(v > 0 for v in run.series(tags.GRAD_GLOBAL_NORM))
 
 
+def _lowering_marks(graph, first: int) -> list:
+    """`_lower_using_switch_merge` of each cond op built since op `first` (None: unset)."""
+    marks = []
+    for op in graph.get_operations()[first:]:
+        if op.type in ("If", "StatelessIf"):
+            try:
+                marks.append(op.get_attr("_lower_using_switch_merge"))
+            except ValueError:
+                marks.append(None)
+    return marks
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 2])
+def test_skipped_gradient_pass_is_one_unlowered_if_where_that_is_safe(
+    tmp_path, monkeypatch, steps_per_execution
+):
+    # The gradient pass's cond as traced into the real train step.
+    from tb_stagnation.callback.graph_recorder import GraphRecorder
+
+    marks: list = []
+    original = GraphRecorder.record_gradients
+
+    def traced(self, grads, variables):
+        graph = tf.compat.v1.get_default_graph()
+        first = len(graph.get_operations())
+        original(self, grads, variables)
+        marks.extend(_lowering_marks(graph, first))
+
+    monkeypatch.setattr(GraphRecorder, "record_gradients", traced)
+    x, y = _classification_data(n=128)
+    model = _sequential()
+    model.compile(
+        "adam", "sparse_categorical_crossentropy", steps_per_execution=steps_per_execution
+    )
+    model.fit(
+        x, y, batch_size=32, epochs=1, verbose=0, callbacks=[StagnationCallback(str(tmp_path))]
+    )
+    # Keras before 3.7 can fail a multi-step call midway, which would cancel
+    # an unlowered branch (compat_keras.conds_may_stay_unlowered).
+    version = tuple(int(part) for part in keras.__version__.split(".")[:2])
+    unlowered = steps_per_execution == 1 or version >= (3, 7)
+    assert marks
+    if unlowered:
+        assert set(marks) == {False}
+    else:
+        # TensorFlow's default: unset, or True (2.16 sets it on every cond).
+        assert False not in marks
+
+
 def test_probe_size_zero_turns_prediction_statistics_off(tmp_path):
     x, y = _classification_data(n=64)
     model = _sequential()

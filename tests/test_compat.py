@@ -203,6 +203,10 @@ KERAS_PRIVATES = [
 
 TF_PRIVATES = [
     (
+        "Operation._set_attr(_lower_using_switch_merge)",
+        lambda d: _cond_left_unlowered(),
+    ),
+    (
         "PerReplicaSpec._value_specs",
         lambda d: compat_keras.per_replica_value_specs(d["spec"]) is not None,
     ),
@@ -227,6 +231,27 @@ TF_PRIVATES = [
         ),
     ),
 ]
+
+
+def _cond_left_unlowered() -> bool:
+    """`unlowered_cond` marks its `If` op, and the op still gives the cond's answer."""
+    marks = []
+
+    @tf.function
+    def choose(flag):
+        graph = tf.compat.v1.get_default_graph()
+        result = compat_keras.unlowered_cond(
+            tf, flag, lambda: tf.constant(1.0), lambda: tf.constant(2.0)
+        )
+        marks.extend(
+            op.get_attr("_lower_using_switch_merge")
+            for op in graph.get_operations()
+            if op.type in ("If", "StatelessIf")
+        )
+        return result
+
+    answers = (float(choose(tf.constant(True))), float(choose(tf.constant(False))))
+    return marks == [False] and answers == (1.0, 2.0)
 
 
 def _importable(module: str, name: str) -> bool:
@@ -395,6 +420,7 @@ PRIVATE_NAMES = {
     "_addr",
     "_tensor_size",
     "_general_file_writer",
+    "_set_attr",
 }
 # Our own objects, whose underscore attributes are ours to use.
 OWN_RECEIVERS = {"self", "cls", "hooks"}

@@ -24,6 +24,7 @@ import numpy as np
 from tb_stagnation.analysis.series import finite_or_none
 from tb_stagnation.callback.graph_recorder import accumulator_variable, scatter_update
 from tb_stagnation.callback.model_info import select_target
+from tb_stagnation.compat import keras as compat_keras
 
 # State vector: captured?, entries, min, max, sum of finite entries,
 # non-integer entries, NaN/Inf entries, label rows filled.
@@ -44,8 +45,10 @@ class FirstBatchCapture:
         output_names: tuple,
         y_spec: Any,
         rows: int = 0,
+        unlowered_conds: bool = False,
     ) -> None:
         self._tf = tf
+        self._cond = compat_keras.step_cond(tf, unlowered_conds)
         self._keras = keras
         self._strategy = strategy
         self._index = output_index
@@ -107,10 +110,10 @@ class FirstBatchCapture:
         def update() -> Any:
             head = state[:_ROWS]
             if usable:
-                head = tf.cond(state[_CAPTURED] > 0, lambda: state[:_ROWS], summarise)
+                head = self._cond(state[_CAPTURED] > 0, lambda: state[:_ROWS], summarise)
             rows = state[_ROWS]
             if fill:
-                rows = tf.cond(
+                rows = self._cond(
                     rows < capacity, lambda: self._fill(leaves, state[_ROWS]), lambda: rows
                 )
             self.state.assign(tf.concat([head, tf.reshape(rows, [1])], 0))
@@ -120,7 +123,7 @@ class FirstBatchCapture:
         needed = state[_CAPTURED] <= 0
         if fill:
             needed = tf.logical_or(needed, state[_ROWS] < capacity)
-        tf.cond(needed, update, lambda: tf.constant(0))
+        self._cond(needed, update, lambda: tf.constant(0))
 
     def _fill(self, leaves: list, count: Any) -> Any:
         tf = self._tf

@@ -6,7 +6,8 @@ function. Every step: input sums, label counts and a batch fingerprint (one
 matmul and one segment sum), one `assign_add` to a small float64 state vector,
 one write of the fingerprint (and, until it is full, the probe): some twenty
 small ops, because on a fast step each op's dispatch is what costs. Every
-`gradient_freq`-th step only (a `tf.cond`): the gradient norms and the input
+`gradient_freq`-th step only (a `tf.cond`, kept unlowered where that is
+safe: `compat_keras.unlowered_cond`): the gradient norms and the input
 spread (std, max), the two passes over large tensors, and the one statistic
 that is not a sum (the maxima) rewrite the state. Nothing leaves
 the device until the callback reads the state once per epoch (and the
@@ -127,6 +128,9 @@ class RecorderPlan:
     # Whether the train step is XLA-compiled: XLA's CPU reductions are slow
     # (serial, unvectorised), so sums of squares are phrased as matmuls there.
     xla: bool = False
+    # Whether the per-step conds may stay one functional `If` (see
+    # `compat_keras.conds_may_stay_unlowered`).
+    unlowered_conds: bool = False
 
 
 def layout_of(plan: RecorderPlan) -> StateLayout:
@@ -168,6 +172,7 @@ class GraphRecorder:
         self._optimizer = optimizer
         self.gradients_all_reduced = bool(gradients_all_reduced)
         self.layout = layout_of(plan)
+        self._cond = compat_keras.step_cond(tf, plan.unlowered_conds)
         # Per input leaf, [features, 3]: a column of ones (the sum) and two of
         # fixed pseudo-random weights: the sum and the two weighted sums are a
         # batch's fingerprint (order-free, and unlikely to agree by chance).
@@ -283,7 +288,7 @@ class GraphRecorder:
 
             # Counting NaN/Inf entries costs a pass over every gradient; a
             # finite total norm proves there are none, so it runs only then.
-            nonfinite = tf.cond(
+            nonfinite = self._cond(
                 tf.math.is_finite(total),
                 lambda: tf.zeros([layers + 1], tf.float32),
                 count_nonfinite,
@@ -324,7 +329,7 @@ class GraphRecorder:
         if due is True:
             measure()
         else:
-            tf.cond(due, measure, lambda: tf.constant(0))
+            self._cond(due, measure, lambda: tf.constant(0))
 
     def _due_from_record_data(self) -> Any:
         """This step's `_due` predicate if `record_data` made it in this graph or an outer one."""
@@ -533,7 +538,7 @@ class GraphRecorder:
         if due is True:
             spread = measure_spread()
         else:
-            spread = tf.cond(due, measure_spread, lambda: tf.zeros([4], f64))
+            spread = self._cond(due, measure_spread, lambda: tf.zeros([4], f64))
 
         pieces: list[tuple[Any, Any]] = [
             (
@@ -662,7 +667,7 @@ class GraphRecorder:
                 scatter_update(tf, variable, tf.reshape(rows, [-1, 1]), leaf)
             return tf.cast(tf.minimum(start + tf.cast(batch, tf.int32), capacity), tf.float64)
 
-        return tf.cond(count < float(capacity), fill, lambda: count)
+        return self._cond(count < float(capacity), fill, lambda: count)
 
     # ------------------------------------------------------------------- host side
 

@@ -38,6 +38,7 @@ import numpy as np
 from tb_stagnation.callback.console import warn_at_user_code
 from tb_stagnation.callback.first_batch import TappedRecorder
 from tb_stagnation.callback.graph_recorder import accumulator_variable, scatter_update
+from tb_stagnation.compat import keras as compat_keras
 
 LR_CODES = ("learning_rate_too_small", "learning_rate_too_large")
 # Rows kept for the sweep: 16 batches of Keras's default 32, enough that 100
@@ -108,7 +109,15 @@ class LRRangeTrigger:
         first = keras.tree.flatten(x_spec)[0]
         if first.shape[0] is not None:
             self.batch_size = int(first.shape[0]) * max(1, int(replicas))
-        self.capture = RangeCapture(tf, keras, model.distribute_strategy, x_spec, y_spec, capacity)
+        self.capture = RangeCapture(
+            tf,
+            keras,
+            model.distribute_strategy,
+            x_spec,
+            y_spec,
+            capacity,
+            unlowered_conds=compat_keras.conds_may_stay_unlowered(keras, model),
+        )
         return TappedRecorder(recorder, self.capture, self.capture.record, on_error)
 
     # -------------------------------------------------------------- epoch end
@@ -222,9 +231,17 @@ class RangeCapture:
     """The first `capacity` training rows (inputs and labels), kept on the device."""
 
     def __init__(
-        self, tf: Any, keras: Any, strategy: Any, x_spec: Any, y_spec: Any, capacity: int
+        self,
+        tf: Any,
+        keras: Any,
+        strategy: Any,
+        x_spec: Any,
+        y_spec: Any,
+        capacity: int,
+        unlowered_conds: bool = False,
     ) -> None:
         self._tf = tf
+        self._cond = compat_keras.step_cond(tf, unlowered_conds)
         self._keras = keras
         self._strategy = strategy
         self._x_spec = x_spec
@@ -264,7 +281,7 @@ class RangeCapture:
             return tf.constant(0)
 
         # Once full, this comparison is all a step pays.
-        tf.cond(count < float(capacity), fill, lambda: tf.constant(0))
+        self._cond(count < float(capacity), fill, lambda: tf.constant(0))
 
     def _local(self, variable: Any) -> np.ndarray:
         return self._strategy.experimental_local_results(variable)[0].numpy()

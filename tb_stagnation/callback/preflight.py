@@ -35,6 +35,7 @@ from tb_stagnation.analysis.series import finite_or_none
 from tb_stagnation.callback import epoch_stats, model_info
 from tb_stagnation.callback.console import print_message, warn_at_user_code
 from tb_stagnation.callback.first_batch import FirstBatchCapture, TappedRecorder
+from tb_stagnation.compat import keras as compat_keras
 from tb_stagnation.summary import metadata, tags
 
 # Samples the tiny-subset test trains on (the playbook's number).
@@ -133,6 +134,7 @@ class Preflight:
             output_names=names,
             y_spec=y_spec,
             rows=self.overfit_samples if getattr(recorder, "probe_vars", None) else 0,
+            unlowered_conds=compat_keras.conds_may_stay_unlowered(keras, model),
         )
         if not self._capture.capacity:
             self._skip_overfit()

@@ -628,6 +628,7 @@ class StagnationCallback(_KerasCallback):
             ring_size=max(_RING_SIZE, 4 * int(getattr(model, "steps_per_execution", 1) or 1)),
             xla=bool(getattr(model, "jit_compile", False))
             and not getattr(model, "run_eagerly", False),
+            unlowered_conds=compat_keras.conds_may_stay_unlowered(keras, model),
         )
 
     def _build_model(self, spec: Any) -> None:
