@@ -2,10 +2,11 @@
 
 `hooks.py` calls `record_data` from inside `Model._compute_loss` and
 `record_gradients` from inside `optimizer.apply`, while Keras traces the train
-function. Every step: input sums, label counts and a batch fingerprint (one
-matmul and one segment sum), one `assign_add` to a small float64 state vector,
-one write of the fingerprint (and, until it is full, the probe): some twenty
-small ops, because on a fast step each op's dispatch is what costs. Every
+function. Every step: input sums, label counts and a batch fingerprint (a
+column sum, one small matmul and one segment sum), one `assign_add` to a
+small float64 state vector, one write of the fingerprint (and, until it is
+full, the probe): some twenty small ops, because on a fast step each op's
+dispatch is what costs. Every
 `gradient_freq`-th step only (a `tf.cond`, kept unlowered where that is
 safe: `compat_keras.unlowered_cond`): the gradient norms and the input
 spread (std, max), the two passes over large tensors, and the one statistic
@@ -490,9 +491,14 @@ class GraphRecorder:
             reducer = self._reducers[index] if index < len(self._reducers) else None
             per_sample = _static_per_sample(leaf)
             if reducer is not None and per_sample == reducer.shape[0]:
-                # Sum and two weighted sums in one matmul (fast with and without XLA).
+                # The weights are per feature, so the batch is summed over
+                # its rows first and the matmul is [1, features] x
+                # [features, 3]. On a 64 x 784 batch (with one add over it,
+                # 22 us alone) 31 us against 52 us for [batch, features] x
+                # [features, 3]; 27 against 67 us under XLA.
                 flat = tf.reshape(values, [-1, per_sample])
-                sums = tf.reduce_sum(tf.matmul(flat, reducer), 0)
+                column_sums = tf.reduce_sum(flat, 0, keepdims=True)
+                sums = tf.reshape(tf.matmul(column_sums, reducer), [3])
                 count += batch64 * float(reducer.shape[0])
             else:
                 flat = values
