@@ -47,6 +47,10 @@ alternating on that model (so the clean train function is traced once), and
 prints the steady-state epoch ratio and the callback's host time per epoch
 for each N. The target is a flat per-layer cost: 300 layers within 1.05x.
 
+`--cond-ab mlp,10,300` compares, in one process, the train step with our
+per-step conds lowered by TensorFlow and kept one functional `If`
+(`compat_keras.unlowered_cond`), for each model or Dense stack named.
+
 `--memory` prints peak resident memory of a fit with and without the
 callback, each in a fresh subprocess, on an MLP with 23M parameters (so the
 weights dominate), and how many bytes the callback holds across an epoch
@@ -538,6 +542,87 @@ def bench_memory(root: str) -> None:
     )
 
 
+def bench_cond_lowering(names: list[str], blocks: int, root: str) -> None:
+    """The train step clean, with our per-step conds lowered, and kept one `If`.
+
+    One process, three identically built models (a clean one, and two
+    instrumented ones whose recorders were planned with
+    `conds_may_stay_unlowered` answering False and True), blocks of 10
+    steps in a shuffled order, CPU time per step. What
+    `compat_keras.unlowered_cond` is worth, without the noise between runs.
+    """
+    import random
+
+    from tb_stagnation.compat import keras as compat_keras
+
+    print("\nper-step conds, train step CPU paired to the clean one (90% interval):")
+    original = compat_keras.conds_may_stay_unlowered
+    for name in names:
+        build, x, y, batch_size = CASES[name]() if name in CASES else stack_case(int(name))
+        dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size, drop_remainder=True)
+        iterator = iter(dataset.repeat().prefetch(4))
+        steps: dict = {}
+        callbacks = []
+        try:
+            for variant in ("clean", "lowered", "unlowered"):
+                model = build()
+                model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+                model.fit(x[:batch_size], y[:batch_size], batch_size=batch_size, verbose=0)
+                if variant == "clean":
+                    model.make_train_function()
+                    steps[variant] = model.train_function
+                    continue
+                unlowered = variant == "unlowered"
+                compat_keras.conds_may_stay_unlowered = lambda _k, _m, u=unlowered: u
+                callback = StagnationCallback(log_dir=os.path.join(root, f"conds_{variant}"))
+                callback.set_model(model)
+                callback.set_params({"epochs": 1, "steps": None, "verbose": 0})
+                callback.on_train_begin()
+                callback.on_epoch_begin(0)
+                callbacks.append(callback)
+                function, counter = model.train_function, [0]
+
+                def step(it, function=function, callback=callback, counter=counter):
+                    callback.on_train_batch_begin(counter[0])
+                    callback.on_train_batch_end(counter[0], function(it))
+                    counter[0] += 1
+
+                for _ in range(5):  # traced and planned while the swap holds
+                    step(iterator)
+                recorder = callback._recorder
+                if recorder is None or recorder.plan.unlowered_conds != unlowered:
+                    raise RuntimeError(f"the {variant} model was not planned {variant}")
+                steps[variant] = step
+        finally:
+            compat_keras.conds_may_stay_unlowered = original
+        cpu: dict = {variant: [] for variant in steps}
+        order = list(steps.items())
+        shuffle = random.Random(0)
+        for function in steps.values():
+            function(iterator)
+        for _ in range(blocks):
+            shuffle.shuffle(order)
+            for variant, function in order:
+                start = time.process_time()
+                for _ in range(10):
+                    function(iterator)
+                cpu[variant].append((time.process_time() - start) / 10)
+        for callback in callbacks:
+            callback.on_epoch_end(0)
+            callback.on_train_end()
+        clean = cpu["clean"]
+        parts = [
+            f"{variant} {ratios(cpu[variant], clean)[1]:.3f} {paired_interval(cpu[variant], clean)}"
+            for variant in ("lowered", "unlowered")
+        ]
+        saved = statistics.median(a - b for a, b in zip(cpu["lowered"], cpu["unlowered"]))
+        print(
+            f"  {name:>6}: clean {statistics.median(clean) * 1e3:.2f} ms; "
+            + "; ".join(parts)
+            + f"; unlowered saves {saved * 1e3:.3f} ms a step"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=5)
@@ -550,6 +635,9 @@ def main() -> None:
     parser.add_argument("--step-blocks", type=int, default=60)
     parser.add_argument(
         "--layers", default="", help="layer counts to scale over, e.g. 10,30,100,300"
+    )
+    parser.add_argument(
+        "--cond-ab", default="", help="models or layer counts for the cond A/B, e.g. mlp,10,300"
     )
     parser.add_argument("--memory", action="store_true")
     parser.add_argument("--memory-child", choices=("none", "stagnation"), help=argparse.SUPPRESS)
@@ -565,6 +653,8 @@ def main() -> None:
             bench_model(name, CASES[name](), args, jit, root)
         if args.layers:
             bench_layers([int(n) for n in args.layers.split(",")], args, jit, root)
+        if args.cond_ab:
+            bench_cond_lowering(args.cond_ab.split(","), args.step_blocks, root)
         if args.memory:
             bench_memory(root)
     finally:
