@@ -6,11 +6,11 @@ function. Every step: input sums, label counts and a batch fingerprint (a
 column sum, one small matmul and one segment sum), one `assign_add` to a
 small float64 state vector, one write of the fingerprint (and, until it is
 full, the probe): some twenty small ops, because on a fast step each op's
-dispatch is what costs. Every
-`gradient_freq`-th step only (a `tf.cond`, kept unlowered where that is
-safe: `compat_keras.unlowered_cond`): the gradient norms and the input
-spread (std, max), the two passes over large tensors, and the one statistic
-that is not a sum (the maxima) rewrite the state. Nothing leaves
+dispatch is what costs. Every `gradient_freq`-th step only (a `tf.cond`,
+kept unlowered where that is safe: `compat_keras.unlowered_cond`): the
+gradient norms and the input spread (std, max), the two passes over large
+tensors, and the one statistic that is not a sum (the maxima) rewrite the
+state. Nothing leaves
 the device until the callback reads the state once per epoch (and the
 fingerprint ring every `ring_size / 2` batches).
 

@@ -454,13 +454,13 @@ def conds_may_stay_unlowered(keras: Any, model: Any) -> bool:
     which ends without an error.
     Checked: Keras 3.5.0 (unrolled) and 3.7.0, 3.15.1 (while loop).
     """
-    if int(getattr(model, "steps_per_execution", 1) or 1) <= 1:
-        return True
-    version = str(getattr(keras, "__version__", "0"))
     try:
+        if int(getattr(model, "steps_per_execution", 1) or 1) <= 1:
+            return True
+        version = str(getattr(keras, "__version__", "0"))
         major, minor = (int(part) for part in version.split(".")[:2])
-    except ValueError:
-        return False
+    except (TypeError, ValueError):
+        return False  # unknown: TensorFlow's default lowering
     return (major, minor) >= (3, 7)
 
 
