@@ -73,6 +73,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -314,15 +316,41 @@ def paired_interval(instrumented: list, clean: list, level: float = 0.9) -> str:
     return f"[{low:.3f}, {high:.3f}]"
 
 
+def driven_step(model: keras.Model, callback: StagnationCallback) -> Callable:
+    """`model`'s train step with `callback` driven around it as `fit` drives it.
+
+    `on_train_batch_begin` before every step tells our train-function
+    wrapper that the call is our fit's; without it the wrapper runs Keras's
+    clean function, and an A/B would compare clean with clean. The step
+    counts its calls in `.calls`; `finish_driven(callback)` ends the epoch.
+    """
+    callback.set_model(model)
+    callback.set_params({"epochs": 1, "steps": None, "verbose": 0})
+    callback.on_train_begin()
+    callback.on_epoch_begin(0)
+    function = model.train_function
+
+    def step(iterator: Any) -> None:
+        callback.on_train_batch_begin(step.calls)
+        logs = function(iterator)
+        callback.on_train_batch_end(step.calls, logs)
+        step.calls += 1
+
+    step.calls = 0  # type: ignore[attr-defined]
+    return step
+
+
+def finish_driven(callback: StagnationCallback) -> None:
+    callback.on_epoch_end(0)
+    callback.on_train_end()
+
+
 def step_ab(case: tuple, jit: object, logdir: str, kwargs: dict, blocks: int) -> tuple:
     """Per-step seconds of each block of the clean and the instrumented step: wall, CPU.
 
     Two identically built models on the same batches: one clean, one with
-    the callback driven as `fit` drives it (`on_train_batch_begin` before
-    every step tells our train-function wrapper that the call is our fit's;
-    without it the wrapper runs Keras's clean function, and an A/B would
-    compare clean with clean). The instrumented step includes the callback's
-    per-batch hooks.
+    the callback driven as `fit` drives it (`driven_step`). The instrumented
+    step includes the callback's per-batch hooks.
     """
     build, x, y, batch_size = case
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size, drop_remainder=True)
@@ -334,23 +362,9 @@ def step_ab(case: tuple, jit: object, logdir: str, kwargs: dict, blocks: int) ->
         model.fit(x[:batch_size], y[:batch_size], batch_size=batch_size, epochs=1, verbose=0)
         models[name] = model
     callback = StagnationCallback(log_dir=logdir, **kwargs)
-    callback.set_model(models["instrumented"])
-    callback.set_params({"epochs": 1, "steps": None, "verbose": 0})
-    callback.on_train_begin()
-    callback.on_epoch_begin(0)
-    instrumented_function = models["instrumented"].train_function
+    instrumented = driven_step(models["instrumented"], callback)
     models["clean"].make_train_function()
-    clean_function = models["clean"].train_function
-    counter = {"step": 0}
-
-    def instrumented(iterator):
-        step = counter["step"]
-        counter["step"] += 1
-        callback.on_train_batch_begin(step)
-        logs = instrumented_function(iterator)
-        callback.on_train_batch_end(step, logs)
-
-    steps = {"clean": clean_function, "instrumented": instrumented}
+    steps = {"clean": models["clean"].train_function, "instrumented": instrumented}
     for function in steps.values():
         for _ in range(5):
             function(iterator)
@@ -369,11 +383,10 @@ def step_ab(case: tuple, jit: object, logdir: str, kwargs: dict, blocks: int) ->
         # the instrumented steps.
         recorder = callback._recorder
         recorded = int(recorder.read().data.batches) if recorder is not None else 0
-        if recorded < counter["step"]:
-            raise RuntimeError(f"only {recorded} of {counter['step']} steps were instrumented")
+        if recorded < instrumented.calls:
+            raise RuntimeError(f"only {recorded} of {instrumented.calls} steps were instrumented")
     finally:
-        callback.on_epoch_end(0)
-        callback.on_train_end()
+        finish_driven(callback)
     return times, cpu
 
 
@@ -575,18 +588,8 @@ def bench_cond_lowering(names: list[str], blocks: int, root: str) -> None:
                 unlowered = variant == "unlowered"
                 compat_keras.conds_may_stay_unlowered = lambda _k, _m, u=unlowered: u
                 callback = StagnationCallback(log_dir=os.path.join(root, f"conds_{variant}"))
-                callback.set_model(model)
-                callback.set_params({"epochs": 1, "steps": None, "verbose": 0})
-                callback.on_train_begin()
-                callback.on_epoch_begin(0)
                 callbacks.append(callback)
-                function, counter = model.train_function, [0]
-
-                def step(it, function=function, callback=callback, counter=counter):
-                    callback.on_train_batch_begin(counter[0])
-                    callback.on_train_batch_end(counter[0], function(it))
-                    counter[0] += 1
-
+                step = driven_step(model, callback)
                 for _ in range(5):  # traced and planned while the swap holds
                     step(iterator)
                 recorder = callback._recorder
@@ -608,8 +611,7 @@ def bench_cond_lowering(names: list[str], blocks: int, root: str) -> None:
                     function(iterator)
                 cpu[variant].append((time.process_time() - start) / 10)
         for callback in callbacks:
-            callback.on_epoch_end(0)
-            callback.on_train_end()
+            finish_driven(callback)
         clean = cpu["clean"]
         parts = [
             f"{variant} {ratios(cpu[variant], clean)[1]:.3f} {paired_interval(cpu[variant], clean)}"
