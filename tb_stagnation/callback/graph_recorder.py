@@ -10,9 +10,8 @@ dispatch is what costs. Every `gradient_freq`-th step only (a `tf.cond`,
 kept unlowered where that is safe: `compat_keras.unlowered_cond`): the
 gradient norms and the input spread (std, max), the two passes over large
 tensors, and the one statistic that is not a sum (the maxima) rewrite the
-state. Nothing leaves
-the device until the callback reads the state once per epoch (and the
-fingerprint ring every `ring_size / 2` batches).
+state. Nothing leaves the device until the callback reads the state once per
+epoch (and the fingerprint ring every `ring_size / 2` batches).
 
 Every op added here must be unable to fail at run time: past the first call
 (which `hooks.py` retries without us) a failing op would stop the user's
