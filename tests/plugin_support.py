@@ -38,6 +38,16 @@ HOSTILE_NAMES = (
 PREFIX = "/data/plugin/stagnation"
 
 
+def tensorboard_flags(*argv: str) -> argparse.Namespace:
+    """The flags `tensorboard` parses from `argv`: its core plugin's, which
+    the plugin reads (`--grpc_creds_type` among them)."""
+    from tensorboard.plugins.core import core_plugin
+
+    parser = argparse.ArgumentParser()
+    core_plugin.CorePluginLoader().define_flags(parser)
+    return parser.parse_args(["--logdir", ".", *argv])
+
+
 def write_callback_run(
     log_dir: str,
     epochs: int = 6,

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from callback_support import read_run
+from plugin_support import tensorboard_flags
 
 import tb_stagnation
 from tb_stagnation import StagnationCallback
@@ -308,6 +309,9 @@ def test_tensorboard_private_attributes_exist(tmp_path):
         )
     finally:
         channel.close()
+    assert compat_tensorboard.data_server_channel_opener(tensorboard_flags(), "localhost:1"), (
+        f"TensorBoard {version} changed --grpc_creds_type"
+    )
     writer = EventFileWriter(str(tmp_path))
     try:
         assert compat_tensorboard.event_file_handle(writer) is not None, (

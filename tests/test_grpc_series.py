@@ -11,20 +11,25 @@ reader on arbitrary event files.)
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import urllib.parse
 
+import grpc
 import pytest
-from plugin_support import PREFIX, train_keras_run, write_callback_run
+from plugin_support import PREFIX, tensorboard_flags, train_keras_run, write_callback_run
 from tensorboard.backend import application
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.data import grpc_provider
+from tensorboard.data.proto import data_provider_pb2
 from tensorboard.plugins import base_plugin
 from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from werkzeug import test as werkzeug_test
 
+from tb_stagnation.compat import tensorboard as compat_tensorboard
 from tb_stagnation.plugin.stagnation_plugin import StagnationPlugin
+from tb_stagnation.reader.grpc_lanes import OWN_CONNECTION, StubLanes
 from tb_stagnation.reader.grpc_series import SeriesGrpcProvider
 from tb_stagnation.reader.logdir import _data_server_binary, _data_server_provider
 
@@ -38,7 +43,7 @@ class _TensorBoardsOwn(grpc_provider.GrpcDataProvider):
 
 
 def _client(provider) -> tuple[StagnationPlugin, werkzeug_test.Client]:
-    context = base_plugin.TBContext(data_provider=provider, logdir="")
+    context = base_plugin.TBContext(data_provider=provider, logdir="", flags=tensorboard_flags())
     plugin = StagnationPlugin(context)
     app = application.TensorBoardWSGI([plugin], data_provider=provider)
     return plugin, werkzeug_test.Client(app)
@@ -86,9 +91,16 @@ def _other_tool_run(folder: str) -> None:
     writer.close()
 
 
+def _tensorboards_stub(address: str):
+    """A stub on one channel of its own, as TensorBoard makes it."""
+    channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", 1 << 28)])
+    return channel, grpc_provider.make_stub(channel)
+
+
 def test_routes_answer_the_same_through_the_column_reads(logdir):
     with _data_server_provider(_data_server_binary(), logdir) as served:
-        address, stub = served._addr, served._series_stub
+        address = served._addr
+        channel, stub = _tensorboards_stub(address)
         columns_plugin, columns = _client(grpc_provider.GrpcDataProvider(address, stub))
         points_plugin, points = _client(_TensorBoardsOwn(address, stub))
         # What this test compares: one plugin reads into arrays, the other not.
@@ -96,6 +108,70 @@ def test_routes_answer_the_same_through_the_column_reads(logdir):
         assert type(points_plugin._data_provider) is _TensorBoardsOwn
         answers = _answers(columns)
         assert answers == _answers(points)
+        channel.close()
     rows = {row["run"]: row for row in answers["/runs"]["runs"]}
     assert set(rows) == {"healthy", "stalls", "nan", "refit", "keras_only", "other_tool"}
     assert rows["stalls"]["status"] == "stalled" and rows["healthy"]["status"] == "healthy"
+
+
+def _established_connections_to(port: int) -> int:
+    """This process's open TCP connections to `port` on this machine (Linux)."""
+    count = 0
+    for table in ("/proc/self/net/tcp", "/proc/self/net/tcp6"):
+        with open(table, encoding="ascii") as lines:
+            next(lines)
+            for line in lines:
+                _, _local, remote, state, *_ = line.split()
+                if state == "01" and int(remote.rsplit(":", 1)[1], 16) == port:
+                    count += 1
+    return count
+
+
+@pytest.mark.parametrize("max_lanes", [8, 3])
+def test_calls_made_at_once_travel_over_connections_of_their_own(logdir, max_lanes):
+    """On one connection, the data server's answers wait ~40 ms for each other
+    (grpc_lanes.py). Calls made at once must each get a connection, up to
+    the bound, and answer what one connection answers."""
+    with _data_server_provider(_data_server_binary(), logdir) as served:
+        address = served._addr
+        port = int(address.rsplit(":", 1)[1])
+        before = _established_connections_to(port)
+        channel, stub = _tensorboards_stub(address)
+
+        def open_channel(*options):
+            return grpc.insecure_channel(address, options=list(options))
+
+        lanes = StubLanes(stub, open_channel, max_lanes=max_lanes)
+        request = data_provider_pb2.ListScalarsRequest()
+        request.plugin_filter.plugin_name = "stagnation"
+
+        def listing():
+            return lanes.ListScalars(request)
+
+        alone = listing()
+        assert lanes.lane_count == 1
+        # Eight threads, each making its calls one after the other: with calls
+        # of ~1 ms that release the GIL while they wait, they overlap.
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: listing(), range(200)))
+        assert all(answer == alone for answer in answers)
+        assert 1 < lanes.lane_count <= max_lanes
+        assert _established_connections_to(port) - before == lanes.lane_count
+        lanes.close()
+        assert lanes.lane_count == 1
+        assert listing() == alone  # the given stub still answers
+        channel.close()
+
+
+def test_the_plugin_opens_its_connections_as_tensorboard_does(logdir):
+    """With `tensorboard`'s flags (local credentials by default) the plugin's
+    extra connections reach the data server TensorBoard started."""
+    with _data_server_provider(_data_server_binary(), logdir) as served:
+        opener = compat_tensorboard.data_server_channel_opener(tensorboard_flags(), served._addr)
+        assert opener is not None
+        channel = opener(OWN_CONNECTION)
+        try:
+            runs = grpc_provider.make_stub(channel).ListRuns(data_provider_pb2.ListRunsRequest())
+        finally:
+            channel.close()
+    assert {run.name for run in runs.runs} >= {"healthy/stagnation", "keras_only/train"}

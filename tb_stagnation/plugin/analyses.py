@@ -47,8 +47,9 @@ GZIP_LEVEL = 3
 # `/report` and `/series` reuse the listing of a `/runs` answered this
 # recently in the same experiment instead of listing again: the tab asks for
 # the three together, and a listing is three data-server calls (over the Rust
-# server each later call in a burst waits ~40 ms for a delayed TCP ACK). Far
-# below TensorBoard's reload interval (5 s by default), so the answers are no
+# server, a call that follows another on one connection within a few ms waits
+# ~40 ms for a delayed TCP ACK; reader/grpc_lanes.py). Far below
+# TensorBoard's reload interval (5 s by default), so the answers are no
 # staler than the data TensorBoard itself has loaded.
 LISTING_REUSE_SECONDS = 1.0
 

@@ -11,6 +11,8 @@ uses when a provider has them (`point_series.py`): a tag's steps and values
 become arrays in one call, and a tag whose tensors are all float32 vectors of
 one width, as the callback writes them, is decoded in one `np.frombuffer`.
 Any other tensor is decoded one by one, as before, under the same bounds.
+Its calls go through `grpc_lanes.StubLanes`: made at once, they do not share
+a connection.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from tensorboard.data.proto import data_provider_pb2
 from tensorboard.util import tensor_util
 
 from tb_stagnation.reader import decode_bounds
+from tb_stagnation.reader.grpc_lanes import OpenChannel, StubLanes
 from tb_stagnation.reader.point_series import ScalarSeries, TensorSeries
 
 _DT_FLOAT = types_pb2.DT_FLOAT
@@ -49,9 +52,16 @@ def to_numpy(tensor_proto: Any) -> np.ndarray:
 class SeriesGrpcProvider(grpc_provider.GrpcDataProvider):
     """TensorBoard's gRPC data provider, plus reads into point series."""
 
-    def __init__(self, addr: str, stub: Any) -> None:
-        super().__init__(addr, stub)
-        self._series_stub = stub  # ours: the base class's attribute is its own
+    def __init__(self, addr: str, stub: Any, open_channel: OpenChannel | None = None) -> None:
+        """`open_channel`: see `StubLanes`; with it, calls made at once do not
+        share a connection."""
+        lanes = StubLanes(stub, open_channel)
+        super().__init__(addr, lanes)
+        self._series_stub = lanes  # ours: the base class's attribute is its own
+
+    def close(self) -> None:
+        """Closes the channels it opened; `stub`'s stays open."""
+        self._series_stub.close()
 
     def read_tensors(
         self, ctx=None, *, experiment_id, plugin_name, downsample=None, run_tag_filter=None

@@ -256,21 +256,26 @@ def _data_server_provider(binary, logdir: str, load_timeout=None, progress=None)
         )
         stdin, stderr = process.stdin, process.stderr
         assert stdin is not None and stderr is not None  # both are PIPEs, just above
-        channel = None
+        channel = provider = None
         try:
             load_warnings = _wait_for_load(process, error_file, logdir, load_timeout, progress)
             with open(port_file, encoding="ascii") as port_text:
                 port = int(port_text.read().strip())
-            channel = grpc.insecure_channel(
-                f"localhost:{port}",
-                options=[("grpc.max_receive_message_length", 1 << 30)],
-            )
+            address = f"localhost:{port}"
+
+            def open_channel(*extra_options):
+                options = [("grpc.max_receive_message_length", 1 << 30), *extra_options]
+                return grpc.insecure_channel(address, options=options)
+
+            channel = open_channel()
             provider = grpc_series.SeriesGrpcProvider(
-                f"localhost:{port}", grpc_provider.make_stub(channel)
+                address, grpc_provider.make_stub(channel), open_channel
             )
             provider.load_warnings = load_warnings
             yield provider
         finally:
+            if provider is not None:
+                provider.close()
             if channel is not None:
                 channel.close()
             stdin.close()  # --die-after-stdin: the server exits

@@ -37,8 +37,8 @@ that answer's listing (plugin/analyses.py, LISTING_REUSE_SECONDS).
 Warm answers of ours come from the cache but otherwise ask the data provider for
 the listing of their run (of every run for `/runs`) to check fingerprints:
 three provider calls, made side by side: over the Rust data server three gRPC
-calls where TensorBoard's route makes one, which costs ~40 ms after a pause
-(`interleaved`). TensorBoard's Python provider scans the metadata
+calls where TensorBoard's route makes one, each on a connection of its own
+(reader/grpc_lanes.py; on one connection they cost ~40 ms, `interleaved`). TensorBoard's Python provider scans the metadata
 of every run for any call but a read of one run's one tag, so with that
 loader the ratios grow with the number of runs.
 """
@@ -59,7 +59,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import synthetic_logdir  # noqa: E402
-from benchmarks.providers import python_provider, rust_provider  # noqa: E402
+from benchmarks.providers import python_provider, rust_provider, tensorboard_flags  # noqa: E402
 from tensorboard.backend import application  # noqa: E402
 from tensorboard.compat.proto import event_pb2, summary_pb2  # noqa: E402
 from tensorboard.plugins import base_plugin  # noqa: E402
@@ -69,7 +69,10 @@ from tensorboard.summary.writer.event_file_writer import EventFileWriter  # noqa
 from tensorboard.util import tensor_util  # noqa: E402
 from werkzeug import test as werkzeug_test  # noqa: E402
 
-from tb_stagnation.plugin.stagnation_plugin import StagnationPlugin  # noqa: E402
+from tb_stagnation.plugin.stagnation_plugin import (  # noqa: E402
+    StagnationPlugin,
+    _with_column_reads,
+)
 from tb_stagnation.reader.listing_memo import ListingMemo  # noqa: E402
 from tb_stagnation.reader.provider_reader import ProviderReader  # noqa: E402
 
@@ -109,7 +112,9 @@ def _write_keras_style_scalars(run_dir: str, epochs: int) -> None:
 
 
 def make_client(provider, logdir: str, analyze):
-    context = base_plugin.TBContext(data_provider=provider, logdir=logdir)
+    context = base_plugin.TBContext(
+        data_provider=provider, logdir=logdir, flags=tensorboard_flags()
+    )
     plugins = [StagnationPlugin(context, analyze=analyze), scalars_plugin.ScalarsPlugin(context)]
     app = application.TensorBoardWSGI(plugins, data_provider=provider)
     return werkzeug_test.Client(app)
@@ -146,10 +151,10 @@ def interleaved(jobs: dict[str, Callable[[], tuple[float, int]]], rounds: int, g
 
     The gap: over the Rust data server, a gRPC answer that follows another
     within a few ms waits ~40 ms for a delayed TCP ACK (the server does not
-    set TCP_NODELAY). Back to back, every route pays that once (ours make
-    their calls side by side). After a pause, as between a person's clicks
-    or the page's polls, the first call of a request comes in ~2 ms and only
-    the calls after it in that request still wait.
+    set TCP_NODELAY). Back to back, every route pays that once. After a
+    pause, as between a person's clicks or the page's polls, a call comes in
+    ~2 ms; of calls made side by side on one connection, all but the first
+    would still wait, which is why ours take a connection each.
     """
     labels = list(jobs)
     samples: dict[str, list[float]] = {label: [] for label in labels}
@@ -196,8 +201,10 @@ def bench(name: str, provider_factory, logdir: str, analyze, run: str, args) -> 
             jobs[f"{label} after /runs"] = functools.partial(
                 timed_after, tab, urls["/runs"], urls[label]
             )
-        jobs[LISTING] = functools.partial(timed_listing, provider, ListingMemo())
-        jobs[FULL_LISTING] = functools.partial(timed_listing, provider, None)
+        # Through the provider the plugin reads with (its own connections).
+        ours = _with_column_reads(provider, tensorboard_flags())
+        jobs[LISTING] = functools.partial(timed_listing, ours, ListingMemo())
+        jobs[FULL_LISTING] = functools.partial(timed_listing, ours, None)
         interleaved(jobs, 1, 0)  # first-use costs out of the medians
         for gap_ms in (float(gap) for gap in args.gap_ms.split(",")):
             warm = interleaved(jobs, args.repeat, gap_ms / 1000)

@@ -72,7 +72,7 @@ def measure_cli(logdir: str, loader: str) -> dict:
 
 
 def measure_routes(logdir: str, loader: str) -> dict:
-    from providers import python_provider, rust_provider
+    from providers import python_provider, rust_provider, tensorboard_flags
     from tensorboard.backend import application
     from tensorboard.plugins import base_plugin
     from werkzeug import test as werkzeug_test
@@ -85,7 +85,8 @@ def measure_routes(logdir: str, loader: str) -> dict:
     provider_for = python_provider if loader == "python" else rust_provider
     with provider_for(logdir) as provider:
         steps["load"] = time.perf_counter() - start
-        context = base_plugin.TBContext(data_provider=provider, logdir=logdir)
+        flags = tensorboard_flags()
+        context = base_plugin.TBContext(data_provider=provider, logdir=logdir, flags=flags)
         plugin = StagnationPlugin(context)
         client = werkzeug_test.Client(application.TensorBoardWSGI([plugin], data_provider=provider))
         for route in ("/runs", f"/report?run={RUN}", f"/series?run={RUN}"):

@@ -9,6 +9,7 @@ on the same stub (plugin/stagnation_plugin.py, `_with_column_reads`).
 
 from __future__ import annotations
 
+import argparse
 from contextlib import contextmanager
 
 from tensorboard.backend.event_processing import (
@@ -17,6 +18,7 @@ from tensorboard.backend.event_processing import (
     plugin_event_multiplexer,
 )
 from tensorboard.data import grpc_provider
+from tensorboard.plugins.core import core_plugin
 
 
 @contextmanager
@@ -30,12 +32,30 @@ def python_provider(logdir: str):
     yield data_provider.MultiplexerDataProvider(multiplexer, logdir)
 
 
+def tensorboard_flags() -> argparse.Namespace:
+    """The flags `tensorboard --logdir .` parses (its core plugin's): the
+    plugin opens its data-server connections as they say."""
+    parser = argparse.ArgumentParser()
+    core_plugin.CorePluginLoader().define_flags(parser)
+    return parser.parse_args(["--logdir", "."])
+
+
 @contextmanager
 def rust_provider(logdir: str):
+    """TensorBoard's provider on one channel of its own, opened as
+    `tensorboard --load_fast=true` opens it (server_ingester.py)."""
+    import grpc
+
     from tb_stagnation.reader import logdir as reader_logdir
 
     binary = reader_logdir._data_server_binary()
     if binary is None:
         raise RuntimeError("tensorboard-data-server is not installed")
     with reader_logdir._data_server_provider(binary, logdir) as ours:
-        yield grpc_provider.GrpcDataProvider(ours._addr, ours._series_stub)
+        creds, options = tensorboard_flags().grpc_creds_type.channel_config()
+        options.append(("grpc.max_receive_message_length", 256 * 1024 * 1024))
+        channel = grpc.secure_channel(ours._addr, creds, options=options)
+        try:
+            yield grpc_provider.GrpcDataProvider(ours._addr, grpc_provider.make_stub(channel))
+        finally:
+            channel.close()
