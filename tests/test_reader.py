@@ -229,3 +229,19 @@ def test_an_error_of_one_listing_call_is_raised_as_it_is():
     error = tb_errors.NotFoundError("no experiment")
     with pytest.raises(tb_errors.NotFoundError, match="no experiment"):
         ProviderReader(_ListingCallsMeet(error)).list_runs()
+
+
+def test_the_data_server_is_read_from_a_process_holding_many_files_open(tmp_path):
+    """A notebook or a TensorBoard with the Python loader can hold over 1,024
+    files open; the data server's log pipe then gets a descriptor that
+    `select.select` refuses (ValueError), and reading the logdir failed."""
+    write_run(tmp_path / "a")
+    held = []
+    try:
+        while not held or held[-1] < 1100:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        runs = read_all(tmp_path, use_data_server=True)
+    finally:
+        for descriptor in held:
+            os.close(descriptor)
+    assert runs["a"].epochs.tolist() == [0, 1, 2, 3]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-import select
+import selectors
 import subprocess
 import sys
 import tempfile
@@ -291,6 +291,24 @@ def _wait_for_load(
 ) -> list[LoadWarning]:
     """Block until the server finished its one load cycle; the files it
     could not read to the end, from its log."""
+    assert process.stderr is not None  # the caller starts the server with stderr=PIPE
+    # Not select.select: it refuses a descriptor numbered 1024 or above, which
+    # a process holding many files open (a notebook, a Python-loader
+    # TensorBoard) can be given.
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stderr, selectors.EVENT_READ)
+        return _follow_load_log(process, selector, error_file, logdir, timeout, progress)
+
+
+def _follow_load_log(
+    process: subprocess.Popen,
+    selector: selectors.BaseSelector,
+    error_file: str,
+    logdir: str,
+    timeout,
+    progress,
+) -> list[LoadWarning]:
+    """`_wait_for_load`, `selector` watching the server's stderr."""
     timeout = _DATA_SERVER_LOAD_TIMEOUT_S if timeout is None else timeout
     start = time.monotonic()
     deadline = start + timeout
@@ -299,12 +317,11 @@ def _wait_for_load(
     warnings: list[LoadWarning] = []
     last_line = b""  # what a crashing server says last ("memory allocation of ... failed")
     stderr = process.stderr
-    assert stderr is not None  # the caller starts the server with stderr=PIPE
+    assert stderr is not None
     while time.monotonic() < deadline:
         if progress is not None:
             progress(time.monotonic() - start)
-        ready, _, _ = select.select([stderr], [], [], 0.5)
-        if ready:
+        if selector.select(0.5):
             chunk = os.read(stderr.fileno(), 65536)
             *lines, pending = (pending + chunk).split(b"\n")
             pending = pending[-65536:]
