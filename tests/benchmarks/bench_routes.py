@@ -2,6 +2,7 @@
 
     python tests/benchmarks/bench_routes.py [--runs 100 --epochs 300 --layers 30]
     python tests/benchmarks/bench_routes.py --runs 1000 --repeat 7   # /runs at 1,000 runs
+    python tests/benchmarks/bench_routes.py --keras-only [--runs 1000]  # runs Keras alone logged
 
 Builds (once, cached under /tmp/tb_stagnation_bench_routes; 1,000 runs take
 ~6 min to write) a logdir of R runs x E epochs x L layers in the summary
@@ -38,9 +39,12 @@ Warm answers of ours come from the cache but otherwise ask the data provider for
 the listing of their run (of every run for `/runs`) to check fingerprints:
 three provider calls, made side by side: over the Rust data server three gRPC
 calls where TensorBoard's route makes one, each on a connection of its own
-(reader/grpc_lanes.py; on one connection they cost ~40 ms, `interleaved`). TensorBoard's Python provider scans the metadata
-of every run for any call but a read of one run's one tag, so with that
-loader the ratios grow with the number of runs.
+(reader/grpc_lanes.py; on one connection they cost ~40 ms, `interleaved`).
+TensorBoard's Python provider scans the metadata of every run for any call
+but a read of one run's one tag, so with that loader the ratios grow with
+the number of runs. `--keras-only` builds runs as keras.callbacks.TensorBoard
+alone logs them (epoch scalars in `train/` and `validation/`), which
+`/runs` lists in full every time (no sentinel tags of ours to watch).
 """
 
 from __future__ import annotations
@@ -54,8 +58,6 @@ import sys
 import time
 from collections.abc import Callable
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from benchmarks import synthetic_logdir  # noqa: E402
@@ -63,10 +65,8 @@ from benchmarks.providers import python_provider, rust_provider, tensorboard_fla
 from tensorboard.backend import application  # noqa: E402
 from tensorboard.compat.proto import event_pb2, summary_pb2  # noqa: E402
 from tensorboard.plugins import base_plugin  # noqa: E402
-from tensorboard.plugins.scalar import metadata as scalar_metadata  # noqa: E402
 from tensorboard.plugins.scalar import scalars_plugin  # noqa: E402
 from tensorboard.summary.writer.event_file_writer import EventFileWriter  # noqa: E402
-from tensorboard.util import tensor_util  # noqa: E402
 from werkzeug import test as werkzeug_test  # noqa: E402
 
 from tb_stagnation.plugin.stagnation_plugin import (  # noqa: E402
@@ -87,9 +87,12 @@ FULL_LISTING = "full listing"
 PAR = 1.05
 
 
-def build_logdir(runs: int, epochs: int, layers: int) -> str:
+def build_logdir(runs: int, epochs: int, layers: int, keras_only: bool = False) -> str:
     os.makedirs(ROOT, exist_ok=True)
-    logdir = synthetic_logdir.build(runs, epochs, layers, root=ROOT)
+    if keras_only:
+        logdir = synthetic_logdir.build_keras_only(runs, epochs, root=ROOT)
+    else:
+        logdir = synthetic_logdir.build(runs, epochs, layers, root=ROOT)
     reference = os.path.join(logdir, REFERENCE_RUN)
     if not os.path.isdir(reference):
         _write_keras_style_scalars(reference, epochs)
@@ -100,12 +103,7 @@ def _write_keras_style_scalars(run_dir: str, epochs: int) -> None:
     """`epoch_loss` as keras.callbacks.TensorBoard writes it (plugin "scalars")."""
     writer = EventFileWriter(run_dir)
     for epoch in range(epochs):
-        value = summary_pb2.Summary.Value(
-            tag=REFERENCE_TAG,
-            tensor=tensor_util.make_tensor_proto(np.float32(1.0 / (epoch + 1))),
-        )
-        if epoch == 0:
-            value.metadata.CopyFrom(scalar_metadata.create_summary_metadata("", ""))
+        value = synthetic_logdir.keras_scalar(REFERENCE_TAG, 1.0 / (epoch + 1), epoch)
         summary = summary_pb2.Summary(value=[value])
         writer.add_event(event_pb2.Event(step=epoch, wall_time=1.7e9 + epoch, summary=summary))
     writer.close()
@@ -249,6 +247,11 @@ def main() -> None:
     parser.add_argument(
         "--gap-ms", default="0,200", help="pause before each request; one table per value"
     )
+    parser.add_argument(
+        "--keras-only",
+        action="store_true",
+        help="runs as keras.callbacks.TensorBoard alone logs them (--layers is unused)",
+    )
     args = parser.parse_args()
 
     from plugin_support import plugin_analyze
@@ -256,7 +259,7 @@ def main() -> None:
     analyze = plugin_analyze()
     print(f"analysis: {analyze.__module__}.{analyze.__name__}")
     start = time.perf_counter()
-    logdir = build_logdir(args.runs, args.epochs, args.layers)
+    logdir = build_logdir(args.runs, args.epochs, args.layers, args.keras_only)
     print(f"logdir {logdir} ready in {time.perf_counter() - start:.1f} s")
     run = "run_0000"  # stalls halfway: the analysis does its full work
     loaders = {"python EventMultiplexer": python_provider, "rust data server": rust_provider}

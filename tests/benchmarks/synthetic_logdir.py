@@ -12,11 +12,17 @@ import math
 import os
 
 import numpy as np
+from tensorboard.compat.proto import event_pb2, summary_pb2
+from tensorboard.plugins.scalar import metadata as scalar_metadata
+from tensorboard.summary.writer.event_file_writer import EventFileWriter
+from tensorboard.util import tensor_util
 
 from tb_stagnation.summary import tags
 from tb_stagnation.summary.writer import SummaryWriter
 
 NUM_CLASSES = 10
+# The folders keras.callbacks.TensorBoard writes a run's epoch scalars to.
+ROLES = ("train", "validation")
 
 
 def build(runs: int = 100, epochs: int = 300, layers: int = 30, root: str = "/tmp") -> str:
@@ -31,6 +37,53 @@ def build(runs: int = 100, epochs: int = 300, layers: int = 30, root: str = "/tm
     with open(done, "w") as marker:
         marker.write("ok\n")
     return logdir
+
+
+def build_keras_only(runs: int = 100, epochs: int = 300, root: str = "/tmp") -> str:
+    """Path of a logdir of R runs as `keras.callbacks.TensorBoard` alone logs
+    them (`train/` and `validation/` epoch scalars), written once and reused.
+    A third of the runs stall halfway, as in `build`."""
+    logdir = os.path.join(root, f"tb_stagnation_bench_keras_{runs}x{epochs}")
+    done = os.path.join(logdir, ".complete")
+    if os.path.exists(done):
+        return logdir
+    for run in range(runs):
+        _write_keras_run(os.path.join(logdir, f"run_{run:04d}"), epochs, run % 3 == 0)
+    with open(done, "w") as marker:
+        marker.write("ok\n")
+    return logdir
+
+
+def _write_keras_run(log_dir: str, epochs: int, stalls: bool) -> None:
+    baseline = math.log(NUM_CLASSES)
+    writers = {role: EventFileWriter(os.path.join(log_dir, role)) for role in ROLES}
+    for epoch in range(epochs):
+        stalled = stalls and epoch >= epochs // 2
+        progress = min(epoch, epochs // 2) if stalls else epoch
+        loss = baseline if stalled else baseline * math.exp(-progress / 40) + 0.05
+        accuracy = 0.1 if stalled else 1 - loss / baseline * 0.9
+        values = {
+            "train": {"epoch_loss": loss, "epoch_accuracy": accuracy, "epoch_learning_rate": 1e-3},
+            "validation": {"epoch_loss": loss * 1.05, "epoch_accuracy": accuracy * 0.98},
+        }
+        for role, writer in writers.items():
+            summary = summary_pb2.Summary(
+                value=[keras_scalar(tag, value, epoch) for tag, value in values[role].items()]
+            )
+            writer.add_event(event_pb2.Event(step=epoch, wall_time=1.7e9 + epoch, summary=summary))
+    for writer in writers.values():
+        writer.close()
+
+
+def keras_scalar(tag: str, value: float, epoch: int):
+    """One scalar as Keras writes it: a tensor, the "scalars" plugin named
+    with the first point."""
+    entry = summary_pb2.Summary.Value(
+        tag=tag, tensor=tensor_util.make_tensor_proto(np.float32(value))
+    )
+    if epoch == 0:
+        entry.metadata.CopyFrom(scalar_metadata.create_summary_metadata("", ""))
+    return entry
 
 
 def _write_run(log_dir: str, epochs: int, layers: int, stalls: bool, rng) -> None:
