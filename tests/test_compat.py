@@ -284,7 +284,7 @@ def test_tensorflow_private_attribute_exists(label, check):
 
 def test_tensorboard_private_attributes_exist(tmp_path):
     import tensorboard
-    from tensorboard.backend.event_processing import data_provider  # noqa: F401
+    from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
     from tensorboard.summary.writer.event_file_writer import EventFileWriter
 
     version = tensorboard.__version__
@@ -309,6 +309,13 @@ def test_tensorboard_private_attributes_exist(tmp_path):
         )
     finally:
         channel.close()
+    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    parts = compat_tensorboard.multiplexer_provider_parts(
+        data_provider.MultiplexerDataProvider(multiplexer, str(tmp_path))
+    )
+    assert parts == (multiplexer, str(tmp_path)), (
+        f"TensorBoard {version} changed MultiplexerDataProvider._multiplexer or ._logdir"
+    )
     assert compat_tensorboard.data_server_channel_opener(tensorboard_flags(), "localhost:1"), (
         f"TensorBoard {version} changed --grpc_creds_type"
     )

@@ -20,7 +20,7 @@ from tb_stagnation.compat import tensorboard as compat_tensorboard
 from tb_stagnation.plugin.analyses import Analyze, RunAnalyses
 from tb_stagnation.plugin.query import run_param
 from tb_stagnation.plugin.responses import error_response, json_response, json_route
-from tb_stagnation.plugin.run_scope import RunScopedProvider, tensorboard_runs
+from tb_stagnation.plugin.run_scope import run_scoped, tensorboard_runs
 from tb_stagnation.plugin.server_errors import install_json_server_errors
 from tb_stagnation.plugin.static_files import read_static
 from tb_stagnation.reader.provider_reader import ProviderReader
@@ -115,7 +115,7 @@ class StagnationPlugin(base_plugin.TBPlugin):
         experiment_id = plugin_util.experiment_id(request.environ)
         provider = self._data_provider
         if run is not None:
-            provider = RunScopedProvider(provider, tensorboard_runs(run))
+            provider = run_scoped(provider, tensorboard_runs(run))
         return ProviderReader(provider, ctx, experiment_id), experiment_id
 
 
