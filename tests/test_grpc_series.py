@@ -175,3 +175,22 @@ def test_the_plugin_opens_its_connections_as_tensorboard_does(logdir):
         finally:
             channel.close()
     assert {run.name for run in runs.runs} >= {"healthy/stagnation", "keras_only/train"}
+
+
+def test_a_connection_that_cannot_be_opened_leaves_the_calls_on_the_first(logdir):
+    with _data_server_provider(_data_server_binary(), logdir) as served:
+        channel, stub = _tensorboards_stub(served._addr)
+        attempts = []
+
+        def refuse(*options):
+            attempts.append(options)
+            raise ValueError("no more channels here")
+
+        lanes = StubLanes(stub, refuse)
+        request = data_provider_pb2.ListRunsRequest()
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(lambda _: lanes.ListRuns(request), range(200)))
+        channel.close()
+    assert all(answer == answers[0] for answer in answers) and answers[0].runs
+    assert lanes.lane_count == 1
+    assert 1 <= len(attempts) <= 8  # calls overlapped; then it was not tried again
