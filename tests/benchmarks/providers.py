@@ -9,16 +9,17 @@ on the same stub (plugin/stagnation_plugin.py, `_with_column_reads`).
 
 from __future__ import annotations
 
-import argparse
 from contextlib import contextmanager
 
+# The flags `tensorboard --logdir .` parses; the plugin opens its data-server
+# connections as they say. (Both benchmarks put tests/ on the path.)
+from plugin_support import tensorboard_flags
 from tensorboard.backend.event_processing import (
     data_ingester,
     data_provider,
     plugin_event_multiplexer,
 )
 from tensorboard.data import grpc_provider
-from tensorboard.plugins.core import core_plugin
 
 
 @contextmanager
@@ -30,14 +31,6 @@ def python_provider(logdir: str):
     multiplexer.AddRunsFromDirectory(logdir)
     multiplexer.Reload()
     yield data_provider.MultiplexerDataProvider(multiplexer, logdir)
-
-
-def tensorboard_flags() -> argparse.Namespace:
-    """The flags `tensorboard --logdir .` parses (its core plugin's): the
-    plugin opens its data-server connections as they say."""
-    parser = argparse.ArgumentParser()
-    core_plugin.CorePluginLoader().define_flags(parser)
-    return parser.parse_args(["--logdir", "."])
 
 
 @contextmanager
