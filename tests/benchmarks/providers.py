@@ -37,17 +37,19 @@ def python_provider(logdir: str):
 def rust_provider(logdir: str):
     """TensorBoard's provider on one channel of its own, opened as
     `tensorboard --load_fast=true` opens it (server_ingester.py)."""
-    import grpc
-
+    from tb_stagnation.compat import tensorboard as compat_tensorboard
     from tb_stagnation.reader import logdir as reader_logdir
 
     binary = reader_logdir._data_server_binary()
     if binary is None:
         raise RuntimeError("tensorboard-data-server is not installed")
     with reader_logdir._data_server_provider(binary, logdir) as ours:
-        creds, options = tensorboard_flags().grpc_creds_type.channel_config()
-        options.append(("grpc.max_receive_message_length", 256 * 1024 * 1024))
-        channel = grpc.secure_channel(ours._addr, creds, options=options)
+        open_channel = compat_tensorboard.data_server_channel_opener(
+            tensorboard_flags(), ours._addr
+        )
+        if open_channel is None:
+            raise RuntimeError("this TensorBoard has no --grpc_creds_type")
+        channel = open_channel()
         try:
             yield grpc_provider.GrpcDataProvider(ours._addr, grpc_provider.make_stub(channel))
         finally:

@@ -27,40 +27,52 @@ ROLES = ("train", "validation")
 
 def build(runs: int = 100, epochs: int = 300, layers: int = 30, root: str = "/tmp") -> str:
     """Path of a logdir with that shape, written once and then reused."""
-    logdir = os.path.join(root, f"tb_stagnation_bench_{runs}x{epochs}x{layers}")
-    done = os.path.join(logdir, ".complete")
-    if os.path.exists(done):
-        return logdir
     rng = np.random.default_rng(0)
-    for run in range(runs):
-        _write_run(os.path.join(logdir, f"run_{run:04d}"), epochs, layers, run % 3 == 0, rng)
-    with open(done, "w") as marker:
-        marker.write("ok\n")
-    return logdir
+    return _build_once(
+        os.path.join(root, f"tb_stagnation_bench_{runs}x{epochs}x{layers}"),
+        runs,
+        lambda run_dir, stalls: _write_run(run_dir, epochs, layers, stalls, rng),
+    )
 
 
 def build_keras_only(runs: int = 100, epochs: int = 300, root: str = "/tmp") -> str:
     """Path of a logdir of R runs as `keras.callbacks.TensorBoard` alone logs
     them (`train/` and `validation/` epoch scalars), written once and reused.
     A third of the runs stall halfway, as in `build`."""
-    logdir = os.path.join(root, f"tb_stagnation_bench_keras_{runs}x{epochs}")
+    return _build_once(
+        os.path.join(root, f"tb_stagnation_bench_keras_{runs}x{epochs}"),
+        runs,
+        lambda run_dir, stalls: _write_keras_run(run_dir, epochs, stalls),
+    )
+
+
+def _build_once(logdir: str, runs: int, write_run) -> str:
+    """`logdir`, its runs written by `write_run(run_dir, stalls)` unless a
+    complete earlier build is there; every third run stalls."""
     done = os.path.join(logdir, ".complete")
     if os.path.exists(done):
         return logdir
     for run in range(runs):
-        _write_keras_run(os.path.join(logdir, f"run_{run:04d}"), epochs, run % 3 == 0)
+        write_run(os.path.join(logdir, f"run_{run:04d}"), run % 3 == 0)
     with open(done, "w") as marker:
         marker.write("ok\n")
     return logdir
+
+
+def _loss(epoch: int, epochs: int, stalls: bool) -> tuple[bool, float]:
+    """(stalled, loss) at `epoch`: decaying, or flat at the constant-predictor
+    baseline from halfway on in a run that stalls."""
+    baseline = math.log(NUM_CLASSES)
+    stalled = stalls and epoch >= epochs // 2
+    progress = min(epoch, epochs // 2) if stalls else epoch
+    return stalled, baseline if stalled else baseline * math.exp(-progress / 40) + 0.05
 
 
 def _write_keras_run(log_dir: str, epochs: int, stalls: bool) -> None:
     baseline = math.log(NUM_CLASSES)
     writers = {role: EventFileWriter(os.path.join(log_dir, role)) for role in ROLES}
     for epoch in range(epochs):
-        stalled = stalls and epoch >= epochs // 2
-        progress = min(epoch, epochs // 2) if stalls else epoch
-        loss = baseline if stalled else baseline * math.exp(-progress / 40) + 0.05
+        stalled, loss = _loss(epoch, epochs, stalls)
         accuracy = 0.1 if stalled else 1 - loss / baseline * 0.9
         values = {
             "train": {"epoch_loss": loss, "epoch_accuracy": accuracy, "epoch_learning_rate": 1e-3},
@@ -111,9 +123,7 @@ def _write_run(log_dir: str, epochs: int, layers: int, stalls: bool, rng) -> Non
     )
     baseline = math.log(NUM_CLASSES)
     for epoch in range(epochs):
-        stalled = stalls and epoch >= epochs // 2
-        progress = min(epoch, epochs // 2) if stalls else epoch
-        loss = baseline if stalled else baseline * math.exp(-progress / 40) + 0.05
+        stalled, loss = _loss(epoch, epochs, stalls)
         grad = (1e-9 if stalled else 0.5) * rng.uniform(0.5, 1.5, layers)
         writer.write_step(
             epoch,
