@@ -30,13 +30,15 @@ interval's top is under it. Per row:
 
 Then where the time goes, per part:
 
-- `step`: the train step alone, instrumented versus clean, on one model in
-  one process, alternating blocks of 10 steps (medians and adjacent blocks
-  paired, as above), for
-  three instrumentations: the per-step data statistics alone (label counts,
-  input sums, batch fingerprint; `gradient_freq` past the epoch, probe off),
-  plus filling the probe, plus the gradient pass every `gradient_freq` steps
-  (the defaults). Differences between rows are each part's cost.
+- `step`: the train step alone, instrumented versus clean, in one process
+  (`time_step_variants`: a clean model and one per instrumentation, the same
+  batches, blocks of 10 steps in a shuffled order, paired by block), for four
+  instrumentations: the per-step data statistics alone (label counts, input
+  sums, batch fingerprint, and the gradient pass's cond, never taken:
+  `gradient_freq` past the run, probe off), plus filling the probe, plus the
+  gradient pass every `gradient_freq` steps (the defaults), and the gradient
+  pass on every step (what one measured step costs). Differences between
+  rows are each part's cost; each row prints the CPU it adds to a step.
 - `host`: milliseconds per steady-state epoch in each part of the callback's
   Python side (weight snapshot and update norms, accumulator readout, probe
   pass, writing, per-batch hooks), timed inside the stagnation fits above.
@@ -45,7 +47,8 @@ Then where the time goes, per part:
 Dense(32, relu) layers, one model per N, fits without and with the callback
 alternating on that model (so the clean train function is traced once), and
 prints the steady-state epoch ratio and the callback's host time per epoch
-for each N. The target is a flat per-layer cost: 300 layers within 1.05x.
+for each N, then the `step` parts above for each N (fewer blocks for deeper
+stacks). The target is a flat per-layer cost: 300 layers within 1.05x.
 
 `--cond-ab mlp,10,300` compares, in one process, the train step with our
 per-step conds lowered by TensorFlow and kept one functional `If`
@@ -64,8 +67,11 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
+import dataclasses
 import json
 import os
+import random
 import resource
 import shutil
 import statistics
@@ -98,11 +104,16 @@ HOST_PARTS = {
     "per-batch hooks": ("on_train_batch_begin", "on_train_batch_end"),
 }
 
-# Step A/B instrumentations, each adding one part to the one before.
+# Step A/B instrumentations, each adding one part to the one before. With
+# `gradient_freq` past the run the gradient pass's `tf.cond` is still in the
+# step, never taken: its cost on every step (it takes every gradient as an
+# input) counts in "data statistics". The last row measures every step, so
+# (its cost - the defaults' cost) / (1 - 1/8) is one measured step's work.
 STEP_PARTS = (
     ("data statistics", {"gradient_freq": 10**9, "probe_size": 0}),
     ("+ probe fill", {"gradient_freq": 10**9}),
     ("+ gradient pass (defaults)", {}),
+    ("gradient pass every step", {"gradient_freq": 1}),
 )
 
 
@@ -345,49 +356,105 @@ def finish_driven(callback: StagnationCallback) -> None:
     callback.on_train_end()
 
 
-def step_ab(case: tuple, jit: object, logdir: str, kwargs: dict, blocks: int) -> tuple:
-    """Per-step seconds of each block of the clean and the instrumented step: wall, CPU.
+@dataclasses.dataclass
+class StepVariant:
+    """One instrumented train step to time against the clean one.
 
-    Two identically built models on the same batches: one clean, one with
-    the callback driven as `fit` drives it (`driven_step`). The instrumented
-    step includes the callback's per-batch hooks.
+    `while_planning` (a context manager factory) holds while the callback
+    plans and traces the step; `check(callback)` then raises if the step was
+    not built as the variant says.
+    """
+
+    name: str
+    kwargs: dict
+    while_planning: Callable[[], Any] = contextlib.nullcontext
+    check: Callable[[StagnationCallback], None] | None = None
+
+
+def time_step_variants(case: tuple, jit: object, root: str, variants: list, blocks: int) -> dict:
+    """CPU seconds per step of each block: "clean" and each `StepVariant`'s name.
+
+    One process, identically built models (one clean, one per variant, each
+    with the callback driven as `fit` drives it: `driven_step`), the same
+    batches, blocks of 10 steps in a shuffled order. Pairing block i of a
+    variant with block i of the clean step takes out the load of other jobs,
+    and one process takes out the differences between processes (a model's
+    step moved 16-26 ms between two builds in two runs on 2026-12-04, so
+    ratios measured in separate processes carried that as noise).
     """
     build, x, y, batch_size = case
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size, drop_remainder=True)
     iterator = iter(dataset.repeat().prefetch(4))
-    models = {}
-    for name in ("clean", "instrumented"):
-        model = build()
-        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=jit)
-        model.fit(x[:batch_size], y[:batch_size], batch_size=batch_size, epochs=1, verbose=0)
-        models[name] = model
-    callback = StagnationCallback(log_dir=logdir, **kwargs)
-    instrumented = driven_step(models["instrumented"], callback)
-    models["clean"].make_train_function()
-    steps = {"clean": models["clean"].train_function, "instrumented": instrumented}
-    for function in steps.values():
-        for _ in range(5):
-            function(iterator)
-    times: dict = {"clean": [], "instrumented": []}
-    cpu: dict = {"clean": [], "instrumented": []}
+    steps: dict = {}
+    callbacks: list = []
     try:
-        for block in range(blocks):
-            order = list(steps.items())
-            for name, function in order if block % 2 else order[::-1]:
-                start, start_cpu = time.perf_counter(), time.process_time()
+        for variant in [None, *variants]:
+            model = build()
+            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=jit)
+            model.fit(x[:batch_size], y[:batch_size], batch_size=batch_size, verbose=0)
+            if variant is None:
+                model.make_train_function()
+                steps["clean"] = model.train_function
+                continue
+            logdir = os.path.join(root, f"step_{len(callbacks)}")
+            with variant.while_planning():
+                callback = StagnationCallback(log_dir=logdir, **variant.kwargs)
+                callbacks.append(callback)
+                step = driven_step(model, callback)
+                for _ in range(5):  # traced and planned while the context holds
+                    step(iterator)
+            if variant.check is not None:
+                variant.check(callback)
+            steps[variant.name] = step
+        cpu: dict = {name: [] for name in steps}
+        order = list(steps.items())
+        shuffle = random.Random(0)
+        for function in steps.values():
+            function(iterator)
+        for _ in range(blocks):
+            shuffle.shuffle(order)
+            for name, function in order:
+                start = time.process_time()
                 for _ in range(10):
                     function(iterator)
-                times[name].append((time.perf_counter() - start) / 10)
-                cpu[name].append((time.process_time() - start_cpu) / 10)
-        # The guard against timing clean against clean: our recorder counted
-        # the instrumented steps.
-        recorder = callback._recorder
-        recorded = int(recorder.read().data.batches) if recorder is not None else 0
-        if recorded < instrumented.calls:
-            raise RuntimeError(f"only {recorded} of {instrumented.calls} steps were instrumented")
+                cpu[name].append((time.process_time() - start) / 10)
+        # The guard against timing clean against clean: each recorder counted
+        # its model's steps.
+        for variant, callback in zip(variants, callbacks):
+            recorder = callback._recorder
+            recorded = int(recorder.read().data.batches) if recorder is not None else 0
+            if recorded < steps[variant.name].calls:
+                raise RuntimeError(f"{variant.name}: only {recorded} steps were instrumented")
     finally:
-        finish_driven(callback)
-    return times, cpu
+        for callback in callbacks:
+            finish_driven(callback)
+    return cpu
+
+
+def step_row(label: str, instrumented: list, clean: list) -> str:
+    """`label`, the paired CPU ratio, its 90% interval and the CPU added per step."""
+    added = statistics.median(i - c for i, c in zip(instrumented, clean))
+    return (
+        f"  {label:<30}{ratios(instrumented, clean)[1]:>8.3f}"
+        f"{paired_interval(instrumented, clean):>18}{added * 1e6:>+12.0f} us"
+    )
+
+
+def print_step_parts(case: tuple, jit: object, root: str, blocks: int, gradient_freq: int):
+    variants = []
+    for label, kwargs in STEP_PARTS:
+        if gradient_freq and "gradient_freq" not in kwargs:
+            kwargs = {**kwargs, "gradient_freq": gradient_freq}
+        variants.append(StepVariant(label, kwargs))
+    cpu = time_step_variants(case, jit, root, variants, blocks)
+    clean = cpu["clean"]
+    print(
+        f"step (train function alone, one process, shuffled blocks), clean "
+        f"{statistics.median(clean) * 1e3:.2f} ms CPU; instrumented / clean:"
+    )
+    print(f"  {'':<30}{'paired cpu':>10}{'90% interval':>16}{'cpu a step':>15}")
+    for variant in variants:
+        print(step_row(variant.name, cpu[variant.name], clean))
 
 
 def print_host_parts(timers: list) -> None:
@@ -442,24 +509,9 @@ def bench_model(name: str, case: tuple, args, jit, root: str) -> None:
             f"{paired_interval(cpus[variant], cpus['none']):>27}"
         )
     print_host_parts(timers)
-    print(
-        f"step (train function alone), instrumented / clean:{'wall':>10}{'cpu':>8}"
-        f"{'paired':>9}{'paired cpu':>12}"
+    print_step_parts(
+        case, jit, os.path.join(root, f"{name}_step"), args.step_blocks, args.gradient_freq
     )
-    for label, kwargs in STEP_PARTS:
-        if args.gradient_freq and "gradient_freq" not in kwargs:
-            kwargs = {**kwargs, "gradient_freq": args.gradient_freq}
-        times, cpu = step_ab(
-            case, jit, os.path.join(root, f"{name}_step"), kwargs, args.step_blocks
-        )
-        wall, paired = ratios(times["instrumented"], times["clean"])
-        cpu_ratio, paired_cpu = ratios(cpu["instrumented"], cpu["clean"])
-        print(
-            f"  {label:<32}{wall:>8.3f}{cpu_ratio:>8.3f}{paired:>9.3f}{paired_cpu:>12.3f}"
-            f"   ({statistics.median(times['clean']) * 1e3:.3f} ms -> "
-            f"{statistics.median(times['instrumented']) * 1e3:.3f} ms wall; paired cpu, 90%: "
-            f"{paired_interval(cpu['instrumented'], cpu['clean'])})"
-        )
 
 
 def bench_layers(counts: list[int], args, jit, root: str) -> None:
@@ -496,6 +548,21 @@ def bench_layers(counts: list[int], args, jit, root: str) -> None:
             f"{count:>7}{epoch:>13.3f}{cpu:>11.3f}{paired:>9.3f}{paired_cpu:>12.3f}"
             f"{host:>15.1f}{statistics.median(epochs['none']):>15.3f}"
             f"{paired_interval(cpus['stagnation'], cpus['none']):>27}"
+        )
+    if args.step_blocks <= 0:
+        return
+    # Per step, by part: what the epoch ratios above blur. The untaken
+    # gradient cond grows with the gradients it takes as inputs.
+    for count in counts:
+        # A 300-layer step is ~30 ms: fewer blocks keep the run to minutes.
+        blocks = max(8, args.step_blocks * 10 // max(count, 10))
+        print(f"\nDense(32) stack of {count} layers, {blocks} blocks:")
+        print_step_parts(
+            stack_case(count),
+            jit,
+            os.path.join(root, f"stack{count}_step"),
+            blocks,
+            args.gradient_freq,
         )
 
 
@@ -558,60 +625,40 @@ def bench_memory(root: str) -> None:
 def bench_cond_lowering(names: list[str], blocks: int, root: str) -> None:
     """The train step clean, with our per-step conds lowered, and kept one `If`.
 
-    One process, three identically built models (a clean one, and two
-    instrumented ones whose recorders were planned with
-    `conds_may_stay_unlowered` answering False and True), blocks of 10
-    steps in a shuffled order, CPU time per step. What
-    `compat_keras.unlowered_cond` is worth, without the noise between runs.
+    Two instrumented models whose recorders were planned with
+    `conds_may_stay_unlowered` answering False and True, timed against a
+    clean one by `time_step_variants`: what `compat_keras.unlowered_cond` is
+    worth, without the noise between runs.
     """
-    import random
-
     from tb_stagnation.compat import keras as compat_keras
 
+    def planned(unlowered: bool) -> StepVariant:
+        @contextlib.contextmanager
+        def swapped() -> Any:
+            original = compat_keras.conds_may_stay_unlowered
+            compat_keras.conds_may_stay_unlowered = lambda _keras, _model: unlowered
+            try:
+                yield
+            finally:
+                compat_keras.conds_may_stay_unlowered = original
+
+        def check(callback: StagnationCallback) -> None:
+            recorder = callback._recorder
+            if recorder is None or recorder.plan.unlowered_conds != unlowered:
+                raise RuntimeError(f"the model was not planned with unlowered={unlowered}")
+
+        return StepVariant("unlowered" if unlowered else "lowered", {}, swapped, check)
+
     print("\nper-step conds, train step CPU paired to the clean one (90% interval):")
-    original = compat_keras.conds_may_stay_unlowered
     for name in names:
-        build, x, y, batch_size = CASES[name]() if name in CASES else stack_case(int(name))
-        dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size, drop_remainder=True)
-        iterator = iter(dataset.repeat().prefetch(4))
-        steps: dict = {}
-        callbacks = []
-        try:
-            for variant in ("clean", "lowered", "unlowered"):
-                model = build()
-                model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-                model.fit(x[:batch_size], y[:batch_size], batch_size=batch_size, verbose=0)
-                if variant == "clean":
-                    model.make_train_function()
-                    steps[variant] = model.train_function
-                    continue
-                unlowered = variant == "unlowered"
-                compat_keras.conds_may_stay_unlowered = lambda _k, _m, u=unlowered: u
-                callback = StagnationCallback(log_dir=os.path.join(root, f"conds_{variant}"))
-                callbacks.append(callback)
-                step = driven_step(model, callback)
-                for _ in range(5):  # traced and planned while the swap holds
-                    step(iterator)
-                recorder = callback._recorder
-                if recorder is None or recorder.plan.unlowered_conds != unlowered:
-                    raise RuntimeError(f"the {variant} model was not planned {variant}")
-                steps[variant] = step
-        finally:
-            compat_keras.conds_may_stay_unlowered = original
-        cpu: dict = {variant: [] for variant in steps}
-        order = list(steps.items())
-        shuffle = random.Random(0)
-        for function in steps.values():
-            function(iterator)
-        for _ in range(blocks):
-            shuffle.shuffle(order)
-            for variant, function in order:
-                start = time.process_time()
-                for _ in range(10):
-                    function(iterator)
-                cpu[variant].append((time.process_time() - start) / 10)
-        for callback in callbacks:
-            finish_driven(callback)
+        case = CASES[name]() if name in CASES else stack_case(int(name))
+        cpu = time_step_variants(
+            case,
+            "auto",
+            os.path.join(root, f"conds_{name}"),
+            [planned(False), planned(True)],
+            blocks,
+        )
         clean = cpu["clean"]
         parts = [
             f"{variant} {ratios(cpu[variant], clean)[1]:.3f} {paired_interval(cpu[variant], clean)}"
