@@ -372,15 +372,16 @@ class StepVariant:
 
 
 def time_step_variants(case: tuple, jit: object, root: str, variants: list, blocks: int) -> dict:
-    """CPU seconds per step of each block: "clean" and each `StepVariant`'s name.
+    """Per `StepVariant` name, CPU seconds per step of each block: (instrumented, clean).
 
-    One process, identically built models (one clean, one per variant, each
-    with the callback driven as `fit` drives it: `driven_step`), the same
-    batches, blocks of 10 steps in a shuffled order. Pairing block i of a
-    variant with block i of the clean step takes out the load of other jobs,
-    and one process takes out the differences between processes (a model's
-    step moved 16-26 ms between two builds in two runs on 2026-12-04, so
-    ratios measured in separate processes carried that as noise).
+    One process, one model per variant, and on each model two steps: Keras's
+    clean train function, traced before the callback, and the instrumented
+    one with the callback driven as `fit` drives it (`driven_step`). The same
+    batches, blocks of 10 steps of every step in a shuffled order. A variant
+    is paired with the clean step of its own model, block by block: that
+    takes out the load of other jobs and the differences between models
+    (two builds of one model ran 4% apart in one process, and a model's step
+    moved 16-26 ms between two processes, on 2026-12-04).
     """
     build, x, y, batch_size = case
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size, drop_remainder=True)
@@ -388,14 +389,14 @@ def time_step_variants(case: tuple, jit: object, root: str, variants: list, bloc
     steps: dict = {}
     callbacks: list = []
     try:
-        for variant in [None, *variants]:
+        for variant in variants:
             model = build()
             model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=jit)
             model.fit(x[:batch_size], y[:batch_size], batch_size=batch_size, verbose=0)
-            if variant is None:
-                model.make_train_function()
-                steps["clean"] = model.train_function
-                continue
+            model.make_train_function()
+            # Traced before our hooks exist, and they record only inside our
+            # wrapper: this step stays clean while the callback is installed.
+            steps[(variant.name, "clean")] = model.train_function
             logdir = os.path.join(root, f"step_{len(callbacks)}")
             with variant.while_planning():
                 callback = StagnationCallback(log_dir=logdir, **variant.kwargs)
@@ -405,30 +406,30 @@ def time_step_variants(case: tuple, jit: object, root: str, variants: list, bloc
                     step(iterator)
             if variant.check is not None:
                 variant.check(callback)
-            steps[variant.name] = step
-        cpu: dict = {name: [] for name in steps}
+            steps[(variant.name, "instrumented")] = step
+        cpu: dict = {key: [] for key in steps}
         order = list(steps.items())
         shuffle = random.Random(0)
         for function in steps.values():
             function(iterator)
         for _ in range(blocks):
             shuffle.shuffle(order)
-            for name, function in order:
+            for key, function in order:
                 start = time.process_time()
                 for _ in range(10):
                     function(iterator)
-                cpu[name].append((time.process_time() - start) / 10)
+                cpu[key].append((time.process_time() - start) / 10)
         # The guard against timing clean against clean: each recorder counted
-        # its model's steps.
+        # its model's instrumented steps.
         for variant, callback in zip(variants, callbacks):
             recorder = callback._recorder
             recorded = int(recorder.read().data.batches) if recorder is not None else 0
-            if recorded < steps[variant.name].calls:
+            if recorded < steps[(variant.name, "instrumented")].calls:
                 raise RuntimeError(f"{variant.name}: only {recorded} steps were instrumented")
     finally:
         for callback in callbacks:
             finish_driven(callback)
-    return cpu
+    return {v.name: (cpu[(v.name, "instrumented")], cpu[(v.name, "clean")]) for v in variants}
 
 
 def step_row(label: str, instrumented: list, clean: list) -> str:
@@ -447,14 +448,17 @@ def print_step_parts(case: tuple, jit: object, root: str, blocks: int, gradient_
             kwargs = {**kwargs, "gradient_freq": gradient_freq}
         variants.append(StepVariant(label, kwargs))
     cpu = time_step_variants(case, jit, root, variants, blocks)
-    clean = cpu["clean"]
     print(
-        f"step (train function alone, one process, shuffled blocks), clean "
-        f"{statistics.median(clean) * 1e3:.2f} ms CPU; instrumented / clean:"
+        "step (train function alone, one process, each part on its own model against that "
+        "model's clean step, shuffled blocks), instrumented / clean:"
     )
-    print(f"  {'':<30}{'paired cpu':>10}{'90% interval':>16}{'cpu a step':>15}")
+    print(f"  {'':<30}{'paired cpu':>10}{'90% interval':>16}{'cpu a step':>15}{'clean':>11}")
     for variant in variants:
-        print(step_row(variant.name, cpu[variant.name], clean))
+        instrumented, clean = cpu[variant.name]
+        print(
+            step_row(variant.name, instrumented, clean)
+            + f"{statistics.median(clean) * 1e3:>8.2f} ms"
+        )
 
 
 def print_host_parts(timers: list) -> None:
@@ -659,16 +663,20 @@ def bench_cond_lowering(names: list[str], blocks: int, root: str) -> None:
             [planned(False), planned(True)],
             blocks,
         )
-        clean = cpu["clean"]
         parts = [
-            f"{variant} {ratios(cpu[variant], clean)[1]:.3f} {paired_interval(cpu[variant], clean)}"
+            f"{variant} {ratios(*cpu[variant])[1]:.3f} {paired_interval(*cpu[variant])}"
             for variant in ("lowered", "unlowered")
         ]
-        saved = statistics.median(a - b for a, b in zip(cpu["lowered"], cpu["unlowered"]))
+        # Each against its own model's clean step: the difference of the added CPU.
+        added = {
+            variant: statistics.median(i - c for i, c in zip(*cpu[variant]))
+            for variant in ("lowered", "unlowered")
+        }
+        clean = statistics.median(cpu["lowered"][1] + cpu["unlowered"][1])
         print(
-            f"  {name:>6}: clean {statistics.median(clean) * 1e3:.2f} ms; "
+            f"  {name:>6}: clean {clean * 1e3:.2f} ms; "
             + "; ".join(parts)
-            + f"; unlowered saves {saved * 1e3:.3f} ms a step"
+            + f"; unlowered saves {(added['lowered'] - added['unlowered']) * 1e3:.3f} ms a step"
         )
 
 
