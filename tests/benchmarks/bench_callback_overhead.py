@@ -558,8 +558,9 @@ def bench_layers(counts: list[int], args, jit, root: str) -> None:
     # Per step, by part: what the epoch ratios above blur. The untaken
     # gradient cond grows with the gradients it takes as inputs.
     for count in counts:
-        # A 300-layer step is ~30 ms: fewer blocks keep the run to minutes.
-        blocks = max(8, args.step_blocks * 10 // max(count, 10))
+        # A 300-layer step is ~30 ms: fewer blocks keep the run to minutes;
+        # 8 blocks left the 100-layer rows' intervals 0.2 wide (2026-12-04).
+        blocks = max(24, args.step_blocks * 10 // max(count, 10))
         print(f"\nDense(32) stack of {count} layers, {blocks} blocks:")
         print_step_parts(
             stack_case(count),
