@@ -31,8 +31,9 @@ interval's top is under it. Per row:
 Then where the time goes, per part:
 
 - `step`: the train step alone, instrumented versus clean, in one process
-  (`time_step_variants`: a clean model and one per instrumentation, the same
-  batches, blocks of 10 steps in a shuffled order, paired by block), for four
+  (`time_step_variants`: a model per instrumentation, each timed against its
+  own clean step, the same batches, blocks of 10 steps in a shuffled order,
+  paired by block), for four
   instrumentations: the per-step data statistics alone (label counts, input
   sums, batch fingerprint, and the gradient pass's cond, never taken:
   `gradient_freq` past the run, probe off), plus filling the probe, plus the
@@ -107,8 +108,9 @@ HOST_PARTS = {
 # Step A/B instrumentations, each adding one part to the one before. With
 # `gradient_freq` past the run the gradient pass's `tf.cond` is still in the
 # step, never taken: its cost on every step (it takes every gradient as an
-# input) counts in "data statistics". The last row measures every step, so
-# (its cost - the defaults' cost) / (1 - 1/8) is one measured step's work.
+# input) counts in "data statistics". The last row measures every step (and
+# then builds no cond at all), so (its cost - the defaults' cost) / (1 - 1/8)
+# is roughly one measured step's work.
 STEP_PARTS = (
     ("data statistics", {"gradient_freq": 10**9, "probe_size": 0}),
     ("+ probe fill", {"gradient_freq": 10**9}),
@@ -631,9 +633,10 @@ def bench_cond_lowering(names: list[str], blocks: int, root: str) -> None:
     """The train step clean, with our per-step conds lowered, and kept one `If`.
 
     Two instrumented models whose recorders were planned with
-    `conds_may_stay_unlowered` answering False and True, timed against a
-    clean one by `time_step_variants`: what `compat_keras.unlowered_cond` is
-    worth, without the noise between runs.
+    `conds_may_stay_unlowered` answering False and True, each timed against
+    its own clean step by `time_step_variants`: what
+    `compat_keras.unlowered_cond` is worth, without the noise between runs
+    or between builds.
     """
     from tb_stagnation.compat import keras as compat_keras
 
