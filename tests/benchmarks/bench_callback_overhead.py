@@ -434,12 +434,17 @@ def time_step_variants(case: tuple, jit: object, root: str, variants: list, bloc
     return {v.name: (cpu[(v.name, "instrumented")], cpu[(v.name, "clean")]) for v in variants}
 
 
+def added_per_step(instrumented: list, clean: list) -> float:
+    """Seconds the instrumented step adds: the median difference of paired blocks."""
+    return statistics.median(i - c for i, c in zip(instrumented, clean))
+
+
 def step_row(label: str, instrumented: list, clean: list) -> str:
     """`label`, the paired CPU ratio, its 90% interval and the CPU added per step."""
-    added = statistics.median(i - c for i, c in zip(instrumented, clean))
     return (
         f"  {label:<30}{ratios(instrumented, clean)[1]:>8.3f}"
-        f"{paired_interval(instrumented, clean):>18}{added * 1e6:>+12.0f} us"
+        f"{paired_interval(instrumented, clean):>18}"
+        f"{added_per_step(instrumented, clean) * 1e6:>+12.0f} us"
     )
 
 
@@ -672,10 +677,7 @@ def bench_cond_lowering(names: list[str], blocks: int, root: str) -> None:
             for variant in ("lowered", "unlowered")
         ]
         # Each against its own model's clean step: the difference of the added CPU.
-        added = {
-            variant: statistics.median(i - c for i, c in zip(*cpu[variant]))
-            for variant in ("lowered", "unlowered")
-        }
+        added = {variant: added_per_step(*cpu[variant]) for variant in ("lowered", "unlowered")}
         clean = statistics.median(cpu["lowered"][1] + cpu["unlowered"][1])
         print(
             f"  {name:>6}: clean {clean * 1e3:.2f} ms; "
