@@ -2,7 +2,7 @@
 
     python tests/benchmarks/bench_callback_overhead.py [--reps 5 --epochs 6]
         [--models cnn,mlp,resnet] [--jit auto|on|off] [--gradient-freq 1]
-        [--layers 10,30,100,300] [--memory]
+        [--layers 10,30,100,300] [--memory] [--first-epochs 300]
 
 Three models, each 100 steps of 64 samples per epoch on synthetic data:
 (a) `cnn`, a small CNN on 28x28x1 images, (b) `mlp`, an MLP with about 1M
@@ -54,6 +54,10 @@ stacks). The target is a flat per-layer cost: 300 layers within 1.05x.
 `--cond-ab mlp,10,300` compares, in one process, the train step with our
 per-step conds lowered by TensorFlow and kept one functional `If`
 (`compat_keras.unlowered_cond`), for each model or Dense stack named.
+
+`--first-epochs 300` prints a new user's first three epochs (wall time,
+tracing included) on a new Dense stack of that many layers, each fit in a
+fresh process, without and with the callback, median over `--reps`.
 
 `--memory` prints peak resident memory of a fit with and without the
 callback, each in a fresh subprocess, on an MLP with 23M parameters (so the
@@ -448,6 +452,17 @@ def step_row(label: str, instrumented: list, clean: list) -> str:
     )
 
 
+@contextlib.contextmanager
+def replaced(owner: Any, name: str, value: Any) -> Any:
+    """`owner.name` is `value` inside the block."""
+    original = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
+
+
 def print_step_parts(case: tuple, jit: object, root: str, blocks: int, gradient_freq: int):
     variants = []
     for label, kwargs in STEP_PARTS:
@@ -600,6 +615,44 @@ def peak_memory_child(variant: str, logdir: str) -> None:
     )
 
 
+FIRST_EPOCH_VARIANTS = ("none", "stagnation")
+
+
+def first_epochs_child(variant: str, layers: int, logdir: str) -> None:
+    """In a fresh process: a new Dense stack, 3 epochs; prints their wall seconds as JSON."""
+    build, x, y, batch_size = stack_case(layers)
+    model = build()
+    compile_model(model, "auto")
+    callbacks, _ = make_callbacks(variant, logdir, 0)
+    clock = EpochClock()
+    start = time.perf_counter()
+    model.fit(x, y, batch_size=batch_size, epochs=3, verbose=0, callbacks=[*callbacks, clock])
+    ends = [start, *clock.ends]
+    print(json.dumps([b - a for a, b in zip(ends, ends[1:])]))
+
+
+def bench_first_epochs(layers: int, reps: int, root: str) -> None:
+    """A new user's first three epochs on a Dense stack, each variant in fresh processes."""
+    print(
+        f"\nfirst epochs of a new {layers}-layer Dense stack, wall seconds, "
+        f"a fresh process per fit, median of {reps}:"
+    )
+    seconds: dict = {variant: [] for variant in FIRST_EPOCH_VARIANTS}
+    for _ in range(reps):
+        for variant in FIRST_EPOCH_VARIANTS:
+            output = subprocess.run(
+                [sys.executable, __file__, "--first-epochs-child", variant]
+                + ["--first-epochs", str(layers), "--logdir", root],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout
+            seconds[variant].append(json.loads(output.strip().splitlines()[-1]))
+    for variant, runs in seconds.items():
+        epochs = [statistics.median(run[epoch] for run in runs) for epoch in range(3)]
+        print(f"  {variant:<14}" + " / ".join(f"{value:.2f}" for value in epochs))
+
+
 def peak_rss_kib() -> int:
     """This process's peak resident memory since its exec, in KiB.
 
@@ -646,14 +699,10 @@ def bench_cond_lowering(names: list[str], blocks: int, root: str) -> None:
     from tb_stagnation.compat import keras as compat_keras
 
     def planned(unlowered: bool) -> StepVariant:
-        @contextlib.contextmanager
         def swapped() -> Any:
-            original = compat_keras.conds_may_stay_unlowered
-            compat_keras.conds_may_stay_unlowered = lambda _keras, _model: unlowered
-            try:
-                yield
-            finally:
-                compat_keras.conds_may_stay_unlowered = original
+            return replaced(
+                compat_keras, "conds_may_stay_unlowered", lambda _keras, _model: unlowered
+            )
 
         def check(callback: StagnationCallback) -> None:
             recorder = callback._recorder
@@ -703,11 +752,20 @@ def main() -> None:
         "--cond-ab", default="", help="models or layer counts for the cond A/B, e.g. mlp,10,300"
     )
     parser.add_argument("--memory", action="store_true")
+    parser.add_argument(
+        "--first-epochs", type=int, default=0, help="layers of a new stack: its first 3 epochs"
+    )
     parser.add_argument("--memory-child", choices=("none", "stagnation"), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--first-epochs-child", choices=FIRST_EPOCH_VARIANTS, help=argparse.SUPPRESS
+    )
     parser.add_argument("--logdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.memory_child:
         peak_memory_child(args.memory_child, args.logdir)
+        return
+    if args.first_epochs_child:
+        first_epochs_child(args.first_epochs_child, args.first_epochs, args.logdir)
         return
     jit = {"auto": "auto", "on": True, "off": False}[args.jit]
     root = tempfile.mkdtemp(prefix="tb_stagnation_bench_")
@@ -720,6 +778,8 @@ def main() -> None:
             bench_cond_lowering(args.cond_ab.split(","), args.step_blocks, root)
         if args.memory:
             bench_memory(root)
+        if args.first_epochs:
+            bench_first_epochs(args.first_epochs, max(1, args.reps), root)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
