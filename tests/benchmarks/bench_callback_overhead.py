@@ -278,15 +278,20 @@ def make_callbacks(variant: str, logdir: str, gradient_freq: int) -> tuple[list,
     return [], None
 
 
-def timed_fit(model, case, epochs, callbacks) -> tuple[float, list, list]:
-    """(fit seconds, steady-state epoch seconds, the same in CPU seconds)."""
+def clocked_fit(model, case, epochs, callbacks) -> tuple[float, float, EpochClock]:
+    """One `fit` of `case`: (wall clock before it, after it, its `EpochClock`)."""
     _, x, y, batch_size = case
     clock = EpochClock()
     start = time.perf_counter()
-    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=callbacks + [clock])
-    total = time.perf_counter() - start
+    model.fit(x, y, batch_size=batch_size, epochs=epochs, verbose=0, callbacks=[*callbacks, clock])
+    return start, time.perf_counter(), clock
+
+
+def timed_fit(model, case, epochs, callbacks) -> tuple[float, list, list]:
+    """(fit seconds, steady-state epoch seconds, the same in CPU seconds)."""
+    start, end, clock = clocked_fit(model, case, epochs, callbacks)
     # Epochs 2..E: no tracing inside.
-    return total, list(np.diff(clock.ends)), list(np.diff(clock.cpu_ends))
+    return end - start, list(np.diff(clock.ends)), list(np.diff(clock.cpu_ends))
 
 
 def run_once(case: tuple, variant: str, epochs: int, jit: object, logdir: str, gradient_freq: int):
@@ -620,15 +625,12 @@ FIRST_EPOCH_VARIANTS = ("none", "stagnation")
 
 def first_epochs_child(variant: str, layers: int, logdir: str) -> None:
     """In a fresh process: a new Dense stack, 3 epochs; prints their wall seconds as JSON."""
-    build, x, y, batch_size = stack_case(layers)
-    model = build()
+    case = stack_case(layers)
+    model = case[0]()
     compile_model(model, "auto")
     callbacks, _ = make_callbacks(variant, logdir, 0)
-    clock = EpochClock()
-    start = time.perf_counter()
-    model.fit(x, y, batch_size=batch_size, epochs=3, verbose=0, callbacks=[*callbacks, clock])
-    ends = [start, *clock.ends]
-    print(json.dumps([b - a for a, b in zip(ends, ends[1:])]))
+    start, _, clock = clocked_fit(model, case, 3, callbacks)
+    print(json.dumps(list(np.diff([start, *clock.ends]))))
 
 
 def bench_first_epochs(layers: int, reps: int, root: str) -> None:
@@ -640,17 +642,22 @@ def bench_first_epochs(layers: int, reps: int, root: str) -> None:
     seconds: dict = {variant: [] for variant in FIRST_EPOCH_VARIANTS}
     for _ in range(reps):
         for variant in FIRST_EPOCH_VARIANTS:
-            output = subprocess.run(
-                [sys.executable, __file__, "--first-epochs-child", variant]
-                + ["--first-epochs", str(layers), "--logdir", root],
-                check=True,
-                capture_output=True,
-                text=True,
-            ).stdout
-            seconds[variant].append(json.loads(output.strip().splitlines()[-1]))
+            seconds[variant].append(
+                child_result(
+                    "--first-epochs-child", variant, "--first-epochs", str(layers), "--logdir", root
+                )
+            )
     for variant, runs in seconds.items():
         epochs = [statistics.median(run[epoch] for run in runs) for epoch in range(3)]
         print(f"  {variant:<14}" + " / ".join(f"{value:.2f}" for value in epochs))
+
+
+def child_result(*args: str) -> Any:
+    """Run this script in a fresh process with `args`; the JSON its last output line holds."""
+    output = subprocess.run(
+        [sys.executable, __file__, *args], check=True, capture_output=True, text=True
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
 
 
 def peak_rss_kib() -> int:
@@ -671,13 +678,7 @@ def bench_memory(root: str) -> None:
     print("\npeak memory, one 2-epoch fit per fresh process (MLP 784-8192-2048-10):")
     results = {}
     for variant in ("none", "stagnation"):
-        output = subprocess.run(
-            [sys.executable, __file__, "--memory-child", variant, "--logdir", root],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        results[variant] = json.loads(output.strip().splitlines()[-1])
+        results[variant] = child_result("--memory-child", variant, "--logdir", root)
     none, ours = results["none"], results["stagnation"]
     print(
         f"  trainable weights {none['weights_mb']:.0f} MB; "
