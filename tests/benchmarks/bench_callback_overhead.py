@@ -31,9 +31,11 @@ interval's top is under it. Per row:
 Then where the time goes, per part:
 
 - `step`: the train step alone, instrumented versus clean, in one process
-  (`time_step_variants`: a model per instrumentation, each timed against its
-  own clean step, the same batches, blocks of 10 steps in a shuffled order,
-  paired by block), for four
+  (`time_step_variants`: `--step-builds` models per instrumentation, each
+  timed against its own clean step, the same batches, blocks of 10 steps in
+  a shuffled order, paired by block; the CPU a step gains is the mean over
+  the builds, and each build's is printed too: one build's figure swings
+  by more than the cost), for four
   instrumentations: the per-step data statistics alone (label counts, input
   sums, batch fingerprint, and the gradient pass's cond, never taken:
   `gradient_freq` past the run, probe off), plus filling the probe, plus the
@@ -382,17 +384,21 @@ class StepVariant:
     check: Callable[[StagnationCallback], None] | None = None
 
 
-def time_step_variants(case: tuple, jit: object, root: str, variants: list, blocks: int) -> dict:
-    """Per `StepVariant` name, CPU seconds per step of each block: (instrumented, clean).
+def time_step_variants(
+    case: tuple, jit: object, root: str, variants: list, blocks: int, builds: int = 1
+) -> dict:
+    """Per `StepVariant` name, its `StepTimes`: CPU seconds per step of each block.
 
-    One process, one model per variant, and on each model two steps: Keras's
-    clean train function, traced before the callback, and the instrumented
-    one with the callback driven as `fit` drives it (`driven_step`). The same
-    batches, blocks of 10 steps of every step in a shuffled order. A variant
-    is paired with the clean step of its own model, block by block: that
-    takes out the load of other jobs and the differences between models
-    (two builds of one model ran 4% apart in one process, and a model's step
-    moved 16-26 ms between two processes, on 2026-12-04).
+    One process, `builds` models per variant, and on each model two steps:
+    Keras's clean train function, traced before the callback, and the
+    instrumented one with the callback driven as `fit` drives it
+    (`driven_step`). The same batches, blocks of 10 steps of every step in a
+    shuffled order. Each instrumented step is paired with the clean step of
+    its own model, block by block: that takes out the load of other jobs.
+    Several builds, because one build's figure swings by more than the cost:
+    the same instrumentation added 51 to 423 us to the MLP's step on six
+    builds, and two builds of one model's clean step ran 4% apart, in one
+    process (2026-12-04).
     """
     build, x, y, batch_size = case
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size, drop_remainder=True)
@@ -401,23 +407,26 @@ def time_step_variants(case: tuple, jit: object, root: str, variants: list, bloc
     callbacks: list = []
     try:
         for variant in variants:
-            model = build()
-            model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=jit)
-            model.fit(x[:batch_size], y[:batch_size], batch_size=batch_size, verbose=0)
-            model.make_train_function()
-            # Traced before our hooks exist, and they record only inside our
-            # wrapper: this step stays clean while the callback is installed.
-            steps[(variant.name, "clean")] = model.train_function
-            logdir = os.path.join(root, f"step_{len(callbacks)}")
-            with variant.while_planning():
-                callback = StagnationCallback(log_dir=logdir, **variant.kwargs)
-                callbacks.append(callback)
-                step = driven_step(model, callback)
-                for _ in range(5):  # traced and planned while the context holds
-                    step(iterator)
-            if variant.check is not None:
-                variant.check(callback)
-            steps[(variant.name, "instrumented")] = step
+            for copy in range(builds):
+                model = build()
+                model.compile(
+                    optimizer="adam", loss="sparse_categorical_crossentropy", jit_compile=jit
+                )
+                model.fit(x[:batch_size], y[:batch_size], batch_size=batch_size, verbose=0)
+                model.make_train_function()
+                # Traced before our hooks exist, and they record only inside our
+                # wrapper: this step stays clean while the callback is installed.
+                steps[(variant.name, copy, "clean")] = model.train_function
+                logdir = os.path.join(root, f"step_{len(callbacks)}")
+                with variant.while_planning():
+                    callback = StagnationCallback(log_dir=logdir, **variant.kwargs)
+                    callbacks.append((variant, copy, callback))
+                    step = driven_step(model, callback)
+                    for _ in range(5):  # traced and planned while the context holds
+                        step(iterator)
+                if variant.check is not None:
+                    variant.check(callback)
+                steps[(variant.name, copy, "instrumented")] = step
         cpu: dict = {key: [] for key in steps}
         order = list(steps.items())
         shuffle = random.Random(0)
@@ -432,29 +441,81 @@ def time_step_variants(case: tuple, jit: object, root: str, variants: list, bloc
                 cpu[key].append((time.process_time() - start) / 10)
         # The guard against timing clean against clean: each recorder counted
         # its model's instrumented steps.
-        for variant, callback in zip(variants, callbacks):
+        for variant, copy, callback in callbacks:
             recorder = callback._recorder
             recorded = int(recorder.read().data.batches) if recorder is not None else 0
-            if recorded < steps[(variant.name, "instrumented")].calls:
+            if recorded < steps[(variant.name, copy, "instrumented")].calls:
                 raise RuntimeError(f"{variant.name}: only {recorded} steps were instrumented")
     finally:
-        for callback in callbacks:
+        for _, _, callback in callbacks:
             finish_driven(callback)
-    return {v.name: (cpu[(v.name, "instrumented")], cpu[(v.name, "clean")]) for v in variants}
+    return {
+        v.name: StepTimes(
+            [(cpu[(v.name, c, "instrumented")], cpu[(v.name, c, "clean")]) for c in range(builds)]
+        )
+        for v in variants
+    }
 
 
-def added_per_step(instrumented: list, clean: list) -> float:
-    """Seconds the instrumented step adds: the median difference of paired blocks."""
+@dataclasses.dataclass
+class StepTimes:
+    """One instrumentation's train-step CPU: per build, (instrumented, clean) seconds per block."""
+
+    builds: list
+
+    def added(self) -> float:
+        """Seconds a step gains: the mean over builds of the median paired block difference."""
+        return float(np.mean([_median_difference(i, c) for i, c in self.builds]))
+
+    def clean(self) -> float:
+        return statistics.median(t for _, clean in self.builds for t in clean)
+
+    def ratio(self) -> float:
+        return 1.0 + self.added() / self.clean()
+
+    def interval(self, level: float = 0.9) -> str:
+        """The ratio's `level` bootstrap interval, as "[low, high]".
+
+        Two stages, as the data were made: builds drawn with replacement,
+        then each drawn build's blocks. With one build only its blocks vary,
+        and the interval says nothing of the next build's luck.
+        """
+        if min(len(clean) for _, clean in self.builds) < 4:
+            return "[n/a]"
+        rng = np.random.default_rng(0)
+        resamples = 2000
+        added = []  # [build, resample]: the build's median difference
+        clean = []
+        for instrumented, clean_blocks in self.builds:
+            pairs = np.array(list(zip(instrumented, clean_blocks)), np.float64)
+            picks = rng.integers(0, len(pairs), (resamples, len(pairs)))
+            drawn = pairs[picks]  # [resample, pair, (instrumented, clean)]
+            added.append(np.median(drawn[..., 0] - drawn[..., 1], axis=1))
+            clean.append(np.median(drawn[..., 1], axis=1))
+        added_, clean_ = np.array(added), np.array(clean)
+        count = len(self.builds)
+        builds = rng.integers(0, count, (resamples, count))
+        columns = np.arange(resamples)[:, None]
+        ratios_ = 1.0 + added_[builds, columns].mean(1) / np.median(clean_[builds, columns], 1)
+        low, high = np.quantile(ratios_, [(1 - level) / 2, (1 + level) / 2])
+        return f"[{low:.3f}, {high:.3f}]"
+
+    def per_build_us(self) -> str:
+        """Each build's added CPU a step, in microseconds: how much one build's luck weighs."""
+        return ", ".join(f"{_median_difference(i, c) * 1e6:+.0f}" for i, c in self.builds)
+
+
+def _median_difference(instrumented: list, clean: list) -> float:
     return statistics.median(i - c for i, c in zip(instrumented, clean))
 
 
-def step_row(label: str, instrumented: list, clean: list) -> str:
-    """`label`, the paired CPU ratio, its 90% interval and the CPU added per step."""
-    return (
-        f"  {label:<30}{ratios(instrumented, clean)[1]:>8.3f}"
-        f"{paired_interval(instrumented, clean):>18}"
-        f"{added_per_step(instrumented, clean) * 1e6:>+12.0f} us"
+def step_row(label: str, times: StepTimes) -> str:
+    """`label`, the paired CPU ratio, its 90% interval, the CPU added per step, per build."""
+    row = (
+        f"  {label:<30}{times.ratio():>8.3f}{times.interval():>18}"
+        f"{times.added() * 1e6:>+12.0f} us{times.clean() * 1e3:>8.2f} ms"
     )
+    return row + (f"   ({times.per_build_us()})" if len(times.builds) > 1 else "")
 
 
 @contextlib.contextmanager
@@ -468,24 +529,25 @@ def replaced(owner: Any, name: str, value: Any) -> Any:
         setattr(owner, name, original)
 
 
-def print_step_parts(case: tuple, jit: object, root: str, blocks: int, gradient_freq: int):
+def print_step_parts(
+    case: tuple, jit: object, root: str, blocks: int, gradient_freq: int, builds: int
+) -> None:
     variants = []
     for label, kwargs in STEP_PARTS:
         if gradient_freq and "gradient_freq" not in kwargs:
             kwargs = {**kwargs, "gradient_freq": gradient_freq}
         variants.append(StepVariant(label, kwargs))
-    cpu = time_step_variants(case, jit, root, variants, blocks)
+    cpu = time_step_variants(case, jit, root, variants, blocks, builds)
     print(
-        "step (train function alone, one process, each part on its own model against that "
-        "model's clean step, shuffled blocks), instrumented / clean:"
+        f"step (train function alone, one process, each part on {builds} models of its own, "
+        "each against its clean step, shuffled blocks), instrumented / clean:"
     )
-    print(f"  {'':<30}{'paired cpu':>10}{'90% interval':>16}{'cpu a step':>15}{'clean':>11}")
+    print(
+        f"  {'':<30}{'paired cpu':>10}{'90% interval':>16}{'cpu a step':>15}{'clean':>11}"
+        + ("   (cpu a step, per build)" if builds > 1 else "")
+    )
     for variant in variants:
-        instrumented, clean = cpu[variant.name]
-        print(
-            step_row(variant.name, instrumented, clean)
-            + f"{statistics.median(clean) * 1e3:>8.2f} ms"
-        )
+        print(step_row(variant.name, cpu[variant.name]))
 
 
 def print_host_parts(timers: list) -> None:
@@ -541,7 +603,12 @@ def bench_model(name: str, case: tuple, args, jit, root: str) -> None:
         )
     print_host_parts(timers)
     print_step_parts(
-        case, jit, os.path.join(root, f"{name}_step"), args.step_blocks, args.gradient_freq
+        case,
+        jit,
+        os.path.join(root, f"{name}_step"),
+        args.step_blocks,
+        args.gradient_freq,
+        args.step_builds,
     )
 
 
@@ -595,6 +662,7 @@ def bench_layers(counts: list[int], args, jit, root: str) -> None:
             os.path.join(root, f"stack{count}_step"),
             blocks,
             args.gradient_freq,
+            args.step_builds,
         )
 
 
@@ -688,7 +756,7 @@ def bench_memory(root: str) -> None:
     )
 
 
-def bench_cond_lowering(names: list[str], blocks: int, root: str) -> None:
+def bench_cond_lowering(names: list[str], blocks: int, builds: int, root: str) -> None:
     """The train step clean, with our per-step conds lowered, and kept one `If`.
 
     Two instrumented models whose recorders were planned with
@@ -721,14 +789,15 @@ def bench_cond_lowering(names: list[str], blocks: int, root: str) -> None:
             os.path.join(root, f"conds_{name}"),
             [planned(False), planned(True)],
             blocks,
+            builds,
         )
         parts = [
-            f"{variant} {ratios(*cpu[variant])[1]:.3f} {paired_interval(*cpu[variant])}"
+            f"{variant} {cpu[variant].ratio():.3f} {cpu[variant].interval()}"
             for variant in ("lowered", "unlowered")
         ]
         # Each against its own model's clean step: the difference of the added CPU.
-        added = {variant: added_per_step(*cpu[variant]) for variant in ("lowered", "unlowered")}
-        clean = statistics.median(cpu["lowered"][1] + cpu["unlowered"][1])
+        added = {variant: cpu[variant].added() for variant in ("lowered", "unlowered")}
+        clean = statistics.median([cpu["lowered"].clean(), cpu["unlowered"].clean()])
         print(
             f"  {name:>6}: clean {clean * 1e3:.2f} ms; "
             + "; ".join(parts)
@@ -746,6 +815,9 @@ def main() -> None:
         "--gradient-freq", type=int, default=0, help="0: StagnationCallback's default"
     )
     parser.add_argument("--step-blocks", type=int, default=60)
+    parser.add_argument(
+        "--step-builds", type=int, default=3, help="models per step instrumentation"
+    )
     parser.add_argument(
         "--layers", default="", help="layer counts to scale over, e.g. 10,30,100,300"
     )
@@ -776,7 +848,7 @@ def main() -> None:
         if args.layers:
             bench_layers([int(n) for n in args.layers.split(",")], args, jit, root)
         if args.cond_ab:
-            bench_cond_lowering(args.cond_ab.split(","), args.step_blocks, root)
+            bench_cond_lowering(args.cond_ab.split(","), args.step_blocks, args.step_builds, root)
         if args.memory:
             bench_memory(root)
         if args.first_epochs:
