@@ -327,17 +327,9 @@ def paired_interval(instrumented: list, clean: list, level: float = 0.9) -> str:
 
     On a shared 2-core machine a 2% difference is within the noise of one
     run; the interval says whether a target is met or merely not refuted.
+    The pairs are one build's blocks: `StepTimes.interval` with one build.
     """
-    pairs = np.array(list(zip(instrumented, clean)), np.float64)
-    if len(pairs) < 4:
-        return "[n/a]"
-    rng = np.random.default_rng(0)
-    picks = rng.integers(0, len(pairs), (2000, len(pairs)))
-    samples = pairs[picks]  # [resample, pair, (instrumented, clean)]
-    differences = np.median(samples[..., 0] - samples[..., 1], axis=1)
-    ratios_ = 1.0 + differences / np.median(samples[..., 1], axis=1)
-    low, high = np.quantile(ratios_, [(1 - level) / 2, (1 + level) / 2])
-    return f"[{low:.3f}, {high:.3f}]"
+    return StepTimes([(instrumented, clean)]).interval(level)
 
 
 def driven_step(model: keras.Model, callback: StagnationCallback) -> Callable:
