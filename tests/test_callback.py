@@ -517,8 +517,9 @@ def test_skipped_gradient_pass_is_one_unlowered_if_where_that_is_safe(
     def traced(self, grads, variables):
         graph = tf.compat.v1.get_default_graph()
         first = len(graph.get_operations())
-        original(self, grads, variables)
+        released = original(self, grads, variables)
         marks.extend(_lowering_marks(graph, first))
+        return released
 
     monkeypatch.setattr(GraphRecorder, "record_gradients", traced)
     x, y = _classification_data(n=128)
@@ -539,6 +540,66 @@ def test_skipped_gradient_pass_is_one_unlowered_if_where_that_is_safe(
     else:
         # TensorFlow's default: unset, or True (2.16 sets it on every cond).
         assert False not in marks
+
+
+def _ancestors(tensors) -> set:
+    """Every op that `tensors` depend on, through data and control inputs."""
+    seen: set = set()
+    pending = [t.op for t in tensors]
+    while pending:
+        op = pending.pop()
+        if op in seen:
+            continue
+        seen.add(op)
+        pending.extend(t.op for t in op.inputs)
+        pending.extend(op.control_inputs)
+    return seen
+
+
+@pytest.mark.parametrize("gradient_freq", [8, 1])
+def test_optimizer_reads_the_gradients_after_the_gradient_pass(
+    tmp_path, monkeypatch, gradient_freq
+):
+    # Were the optimizer free to update while the gradient pass still held
+    # the gradients, it could not reuse their buffers: the step's peak memory
+    # grew by about the gradients' size (graph_recorder._released_after).
+    from tb_stagnation.callback.graph_recorder import GraphRecorder
+
+    built: list = []  # per traced step: the ops the gradient pass added
+    applied: list = []  # per traced step: the gradients the optimizer received
+    record = GraphRecorder.record_gradients
+
+    def traced(self, grads, variables):
+        graph = tf.compat.v1.get_default_graph()
+        first = len(graph.get_operations())
+        released = record(self, grads, variables)
+        built.append(graph.get_operations()[first:])
+        return released
+
+    apply = keras.optimizers.Adam.apply
+
+    def spied(self, grads, *args, **kwargs):
+        if tf.executing_eagerly():
+            return apply(self, grads, *args, **kwargs)
+        applied.append([g for g in grads if g is not None])
+        return apply(self, grads, *args, **kwargs)
+
+    monkeypatch.setattr(GraphRecorder, "record_gradients", traced)
+    monkeypatch.setattr(keras.optimizers.Adam, "apply", spied)
+    x, y = _classification_data(n=64)
+    model = _sequential()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    callback = StagnationCallback(str(tmp_path), gradient_freq=gradient_freq)
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[callback])
+    assert built and len(applied) == len(built)
+    for ops, grads in zip(built, applied):
+        assert len(grads) == len(model.trainable_variables)
+        # The op that ends the pass: its cond, or (measured on every step) the state's write.
+        last = [op for op in ops if op.type in ("If", "StatelessIf", "AssignVariableOp")]
+        assert last
+        upstream = _ancestors(grads)
+        assert all(op in upstream for op in last)
+    assert read_run(tmp_path).series(tags.GRAD_STEPS) == [1.0 if gradient_freq == 8 else 2.0]
 
 
 def test_probe_size_zero_turns_prediction_statistics_off(tmp_path):

@@ -194,8 +194,8 @@ class TappedRecorder:
                 self.capture.active = False
                 self._on_error(error)
 
-    def record_gradients(self, grads: list, variables: list) -> None:
-        self._recorder.record_gradients(grads, variables)
+    def record_gradients(self, grads: list, variables: list) -> list:
+        return self._recorder.record_gradients(grads, variables)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._recorder, name)

@@ -9,7 +9,9 @@ models are untouched):
   with `training=False` and is left alone); and `model.compute_loss`, which a
   custom `train_step` calls instead (recorded only while the train function
   runs, and once when `_compute_loss` calls it);
-- `model.optimizer.apply`: sees the gradients (`apply_gradients` calls it);
+- `model.optimizer.apply`: sees the gradients (`apply_gradients` calls it)
+  and hands the optimizer those `record_gradients` returns (the same ones,
+  released after the gradient pass: graph_recorder.py);
 - under a strategy with several replicas, the optimizer's
   `_all_reduce_sum_gradients` instead: it sees the gradients after the
   all-reduce, i.e. those of the whole step over every replica and worker (the
@@ -293,7 +295,9 @@ class TrainingHooks:
                 variables = trainable_variables
                 if variables is None:
                     variables = compat_keras.optimizer_trainable_variables(optimizer)
-                hooks._safely(hooks.recorder.record_gradients, grads, variables)
+                released = hooks._safely(hooks.recorder.record_gradients, grads, variables)
+                if released is not None:
+                    grads = released
             return original(grads, trainable_variables, *args, **kwargs)
 
         return apply
@@ -305,11 +309,12 @@ class TrainingHooks:
         def _all_reduce_sum_gradients(grads_and_vars: Any, *args: Any, **kwargs: Any) -> Any:
             reduced = list(original(grads_and_vars, *args, **kwargs))
             if hooks._recording():
-                hooks._safely(
-                    hooks.recorder.record_gradients,
-                    [grad for grad, _ in reduced],
-                    [variable for _, variable in reduced],
+                variables = [variable for _, variable in reduced]
+                released = hooks._safely(
+                    hooks.recorder.record_gradients, [grad for grad, _ in reduced], variables
                 )
+                if released is not None:
+                    reduced = list(zip(released, variables))
             return reduced
 
         return _all_reduce_sum_gradients

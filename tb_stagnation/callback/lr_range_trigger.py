@@ -116,7 +116,8 @@ class LRRangeTrigger:
             x_spec,
             y_spec,
             capacity,
-            unlowered_conds=compat_keras.conds_may_stay_unlowered(keras, model),
+            # The recorder's choice, made once for this fit's train step.
+            unlowered_conds=recorder.plan.unlowered_conds,
         )
         return TappedRecorder(recorder, self.capture, self.capture.record, on_error)
 

@@ -35,7 +35,6 @@ from tb_stagnation.analysis.series import finite_or_none
 from tb_stagnation.callback import epoch_stats, model_info
 from tb_stagnation.callback.console import print_message, warn_at_user_code
 from tb_stagnation.callback.first_batch import FirstBatchCapture, TappedRecorder
-from tb_stagnation.compat import keras as compat_keras
 from tb_stagnation.summary import metadata, tags
 
 # Samples the tiny-subset test trains on (the playbook's number).
@@ -134,7 +133,8 @@ class Preflight:
             output_names=names,
             y_spec=y_spec,
             rows=self.overfit_samples if getattr(recorder, "probe_vars", None) else 0,
-            unlowered_conds=compat_keras.conds_may_stay_unlowered(keras, model),
+            # The recorder's choice, made once for this fit's train step.
+            unlowered_conds=recorder.plan.unlowered_conds,
         )
         if not self._capture.capacity:
             self._skip_overfit()

@@ -62,9 +62,10 @@ tracing included) on a new Dense stack of that many layers, each fit in a
 fresh process, without and with the callback, median over `--reps`.
 
 `--memory` prints peak resident memory of a fit with and without the
-callback, each in a fresh subprocess, on an MLP with 23M parameters (so the
-weights dominate), and how many bytes the callback holds across an epoch
-for the update ratio.
+callback, each in a fresh subprocess (`--reps` alternating pairs, the
+medians and each pair), on an MLP with 23M parameters (so the weights
+dominate), and how many bytes the callback holds across an epoch for the
+update ratio.
 
 The target is `epoch cpu` and `step` <= 1.03x at the defaults. Synthetic
 data only; nothing is downloaded. Logs go to a temporary folder.
@@ -734,17 +735,32 @@ def peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
-def bench_memory(root: str) -> None:
-    print("\npeak memory, one 2-epoch fit per fresh process (MLP 784-8192-2048-10):")
-    results = {}
-    for variant in ("none", "stagnation"):
-        results[variant] = child_result("--memory-child", variant, "--logdir", root)
-    none, ours = results["none"], results["stagnation"]
+def bench_memory(reps: int, root: str) -> None:
+    """Peak RSS without and with the callback, `reps` alternating pairs of fresh processes.
+
+    Several pairs, because the clean fit's own peak moves by up to 100 MB
+    from one process to the next (1,132-1,228 MB in three runs, 2026-12-04),
+    more than the callback's share.
+    """
     print(
-        f"  trainable weights {none['weights_mb']:.0f} MB; "
-        f"peak RSS without {none['peak_mb']:.0f} MB, "
-        f"with {ours['peak_mb']:.0f} MB (ratio {ours['peak_mb'] / none['peak_mb']:.3f}); "
-        f"held by the callback for the update ratio: {ours['held_mb']:.1f} MB"
+        f"\npeak memory, one 2-epoch fit per fresh process (MLP 784-8192-2048-10), "
+        f"{reps} alternating pairs:"
+    )
+    runs: dict = {"none": [], "stagnation": []}
+    for _ in range(reps):
+        for variant in runs:
+            runs[variant].append(child_result("--memory-child", variant, "--logdir", root))
+    peaks = {variant: [run["peak_mb"] for run in results] for variant, results in runs.items()}
+    without, with_ = statistics.median(peaks["none"]), statistics.median(peaks["stagnation"])
+    first = runs["stagnation"][0]
+    print(
+        f"  trainable weights {first['weights_mb']:.0f} MB; peak RSS, median without "
+        f"{without:.0f} MB, with {with_:.0f} MB (ratio {with_ / without:.3f}); "
+        f"held by the callback for the update ratio: {first['held_mb']:.1f} MB"
+    )
+    print(
+        "  each pair, without / with: "
+        + ", ".join(f"{a:.0f} / {b:.0f}" for a, b in zip(peaks["none"], peaks["stagnation"]))
     )
 
 
@@ -842,7 +858,7 @@ def main() -> None:
         if args.cond_ab:
             bench_cond_lowering(args.cond_ab.split(","), args.step_blocks, args.step_builds, root)
         if args.memory:
-            bench_memory(root)
+            bench_memory(max(1, args.reps), root)
         if args.first_epochs:
             bench_first_epochs(args.first_epochs, max(1, args.reps), root)
     finally:

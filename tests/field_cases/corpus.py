@@ -108,6 +108,11 @@ def seed_of(name: str) -> int:
 def train(case: FieldCase, log_dir: str) -> dict:
     """Train one case into `log_dir` with both callbacks; returns a small summary."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # As in the tests (conftest.py), so `python -m field_cases.score --train`
+    # scores the trainings CI scores: oneDNN's kernels round differently, and
+    # a chaotic case (opt_rmsprop_cnn_diverges) diverged with them off and
+    # trained with them on (2026-12-04). Read when TensorFlow is first imported.
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     import keras
 
     from tb_stagnation import StagnationCallback
