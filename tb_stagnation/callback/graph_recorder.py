@@ -343,14 +343,14 @@ class GraphRecorder:
 
         TensorFlow lets an op write its result into an input's buffer only
         when it is that buffer's last reader. Left to run in any order, the
-        optimizer's update ran while our cond still held every gradient, so
-        each of its element-wise ops allocated a gradient-sized buffer anew:
-        a 23M-parameter MLP's fit (92 MB of gradients) peaked 137 MB higher
-        with the callback than without. Behind this barrier the update reads
-        the gradients last: 18-79 MB higher, within the clean fit's own spread
-        from one process to the next (2026-12-04). One `IdentityN` a step;
-        the step's CPU time did not change measurably. Sparse gradients
-        (`IndexedSlices`) pass as they are.
+        optimizer's update can run while our cond still holds every gradient,
+        and then each of its element-wise ops allocates a gradient-sized
+        buffer anew: a 23M-parameter MLP's fit (92 MB of gradients) peaked
+        137 MB higher with the callback than without. Behind this barrier the
+        update reads the gradients last: 18-79 MB higher, within the clean
+        fit's own spread from one process to the next (2026-12-04). One
+        `IdentityN` a step; the step's CPU time did not change measurably.
+        Sparse gradients (`IndexedSlices`) pass as they are.
         """
         tf = self._tf
         positions = [i for i, g in enumerate(grads) if isinstance(g, tf.Tensor)]
