@@ -492,10 +492,28 @@ def test_gradient_freq_measures_a_subset_of_steps(tmp_path):
     assert all(v > 0 for v in run.series(tags.GRAD_GLOBAL_NORM))
 
 
-def _lowering_marks(graph, first: int) -> list:
-    """`_lower_using_switch_merge` of each cond op built since op `first` (None: unset)."""
+def _ops_of_record_gradients(monkeypatch) -> list:
+    """Filled during a fit: per traced `record_gradients` call, the ops it added to the step."""
+    from tb_stagnation.callback.graph_recorder import GraphRecorder
+
+    built: list = []
+    original = GraphRecorder.record_gradients
+
+    def traced(self, grads, variables):
+        graph = tf.compat.v1.get_default_graph()
+        first = len(graph.get_operations())
+        released = original(self, grads, variables)
+        built.append(graph.get_operations()[first:])
+        return released
+
+    monkeypatch.setattr(GraphRecorder, "record_gradients", traced)
+    return built
+
+
+def _lowering_marks(ops: list) -> list:
+    """`_lower_using_switch_merge` of each cond op among `ops` (None: unset)."""
     marks = []
-    for op in graph.get_operations()[first:]:
+    for op in ops:
         if op.type in ("If", "StatelessIf"):
             try:
                 marks.append(op.get_attr("_lower_using_switch_merge"))
@@ -509,19 +527,7 @@ def test_skipped_gradient_pass_is_one_unlowered_if_where_that_is_safe(
     tmp_path, monkeypatch, steps_per_execution
 ):
     # The gradient pass's cond as traced into the real train step.
-    from tb_stagnation.callback.graph_recorder import GraphRecorder
-
-    marks: list = []
-    original = GraphRecorder.record_gradients
-
-    def traced(self, grads, variables):
-        graph = tf.compat.v1.get_default_graph()
-        first = len(graph.get_operations())
-        released = original(self, grads, variables)
-        marks.extend(_lowering_marks(graph, first))
-        return released
-
-    monkeypatch.setattr(GraphRecorder, "record_gradients", traced)
+    built = _ops_of_record_gradients(monkeypatch)
     x, y = _classification_data(n=128)
     model = _sequential()
     model.compile(
@@ -534,6 +540,7 @@ def test_skipped_gradient_pass_is_one_unlowered_if_where_that_is_safe(
     # an unlowered branch (compat_keras.conds_may_stay_unlowered).
     version = tuple(int(part) for part in keras.__version__.split(".")[:2])
     unlowered = steps_per_execution == 1 or version >= (3, 7)
+    marks = [mark for ops in built for mark in _lowering_marks(ops)]
     assert marks
     if unlowered:
         assert set(marks) == {False}
@@ -563,28 +570,15 @@ def test_optimizer_reads_the_gradients_after_the_gradient_pass(
     # Were the optimizer free to update while the gradient pass still held
     # the gradients, it could not reuse their buffers: the step's peak memory
     # grew by about the gradients' size (graph_recorder._released_after).
-    from tb_stagnation.callback.graph_recorder import GraphRecorder
-
-    built: list = []  # per traced step: the ops the gradient pass added
+    built = _ops_of_record_gradients(monkeypatch)  # per traced step: the pass's ops
     applied: list = []  # per traced step: the gradients the optimizer received
-    record = GraphRecorder.record_gradients
-
-    def traced(self, grads, variables):
-        graph = tf.compat.v1.get_default_graph()
-        first = len(graph.get_operations())
-        released = record(self, grads, variables)
-        built.append(graph.get_operations()[first:])
-        return released
-
     apply = keras.optimizers.Adam.apply
 
     def spied(self, grads, *args, **kwargs):
-        if tf.executing_eagerly():
-            return apply(self, grads, *args, **kwargs)
-        applied.append([g for g in grads if g is not None])
+        if not tf.executing_eagerly():
+            applied.append([g for g in grads if g is not None])
         return apply(self, grads, *args, **kwargs)
 
-    monkeypatch.setattr(GraphRecorder, "record_gradients", traced)
     monkeypatch.setattr(keras.optimizers.Adam, "apply", spied)
     x, y = _classification_data(n=64)
     model = _sequential()
