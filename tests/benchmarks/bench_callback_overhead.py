@@ -18,9 +18,12 @@ model each time, and prints two ratios to "no callback": that of the medians,
 and the paired ratio (1 + the median difference between the variant's and
 the clean fit's epoch of the same repetition, over the median clean epoch).
 On a machine shared with other jobs the paired ratio is the steadier: both
-members of a pair run under the same load. Each row also prints the paired CPU
-ratio's 90% bootstrap interval over its pairs: a target is met only when the
-interval's top is under it. Per row:
+members of a pair run under the same load. Each row also prints the CPU ratio
+paired by fit, with its 90% bootstrap interval drawn over fits, then over
+their epochs: a target is met only when the interval's top is under it. Over
+fits, because a whole fit's steps run 5-8% apart from the next fit's on this
+machine, whether the two fits share a model or not; epochs of one fit are not
+independent samples. Per row:
 
 - `epoch`: the steady-state epoch (median over epochs 2..E of the time from
   one epoch end to the next, so our epoch-end work is inside it);
@@ -42,9 +45,20 @@ Then where the time goes, per part:
   gradient pass every `gradient_freq` steps (the defaults), and the gradient
   pass on every step (what one measured step costs). Differences between
   rows are each part's cost; each row prints the CPU it adds to a step.
+- `inside the fits' epochs`: the added CPU split into a step (the mean
+  interval between batch starts) and the epoch's boundary (the rest: our
+  epoch-end work, and Keras's and ours at the epoch's start), paired by fit.
+  The boundary is measured tightly; a fit's step inherits the fit's swing.
 - `host`: milliseconds per steady-state epoch in each part of the callback's
   Python side (weight snapshot and update norms, accumulator readout, probe
-  pass, writing, per-batch hooks), timed inside the stagnation fits above.
+  pass, writing, per-batch hooks), timed inside the stagnation fits above,
+  in wall time and in CPU time (the probe's forward pass keeps both cores
+  busy: its CPU time is what the epoch's CPU ratio counts).
+- `the steady-state epoch from its parts`: 1 + (a step's added CPU from the
+  `step` A/B x steps + the boundary's added CPU) / (the same, clean), at the
+  benchmark's epoch length and at ten times it. It is built from the two
+  figures this machine measures well, and says how the per-epoch share falls
+  with longer epochs.
 
 `--layers 10,30,100,300` adds the layer-count scaling: a stack of N
 Dense(32, relu) layers, one model per N, fits without and with the callback
@@ -130,23 +144,54 @@ class EpochClock(keras.callbacks.Callback):
     """Epoch-end timestamps; placed last, so other callbacks' epoch-end work counts.
 
     Wall time and this process's CPU time: on a machine shared with other
-    jobs the wall time swings with their load, the CPU time much less.
+    jobs the wall time swings with their load, the CPU time much less. The
+    CPU time at each batch's start too (it overrides only
+    `on_train_batch_begin`, so Keras still dispatches batch ends as it would
+    without it), which splits an epoch into its steps and its boundary.
     """
 
     def on_train_begin(self, logs=None):
         self.ends = []
         self.cpu_ends = []
+        self.batch_starts: list[list[float]] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.batch_starts.append([])
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.batch_starts[-1].append(time.process_time())
 
     def on_epoch_end(self, epoch, logs=None):
         self.ends.append(time.perf_counter())
         self.cpu_ends.append(time.process_time())
 
+    def split(self) -> tuple[list, list]:
+        """Per steady-state epoch (2..E): (CPU seconds a step, CPU seconds of the boundary).
+
+        A step is the mean interval from one batch's start to the next; the
+        boundary is the rest of the epoch (the last step's share taken out):
+        epoch-end and epoch-begin work, ours and Keras's.
+        """
+        steps, boundaries = [], []
+        for epoch in range(1, len(self.cpu_ends)):
+            starts = self.batch_starts[epoch]
+            step = (starts[-1] - starts[0]) / max(len(starts) - 1, 1)
+            steps.append(step)
+            boundaries.append(self.cpu_ends[epoch] - self.cpu_ends[epoch - 1] - step * len(starts))
+        return steps, boundaries
+
 
 class PartTimer:
-    """Seconds spent in each of HOST_PARTS, on one callback instance, from epoch 2 on."""
+    """Seconds spent in each of HOST_PARTS, on one callback instance, from epoch 2 on.
+
+    Wall time and this process's CPU time: a part that runs TensorFlow ops
+    (the probe's forward pass) keeps both cores busy, so its CPU time, which
+    is what the epoch's CPU ratio counts, can be twice its wall time.
+    """
 
     def __init__(self, callback: StagnationCallback) -> None:
         self.seconds: dict = collections.defaultdict(float)
+        self.cpu_seconds: dict = collections.defaultdict(float)
         self.epochs = 0
         self._counting = False
         for part, names in HOST_PARTS.items():
@@ -166,17 +211,19 @@ class PartTimer:
         original = getattr(callback, name)
 
         def timed(*args, **kwargs):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             try:
                 return original(*args, **kwargs)
             finally:
                 if self._counting:
                     self.seconds[part] += time.perf_counter() - start
+                    self.cpu_seconds[part] += time.process_time() - cpu_start
 
         setattr(callback, name, timed)
 
-    def per_epoch_ms(self) -> dict:
-        return {part: 1e3 * self.seconds[part] / max(self.epochs, 1) for part in HOST_PARTS}
+    def per_epoch_ms(self, cpu: bool = False) -> dict:
+        seconds = self.cpu_seconds if cpu else self.seconds
+        return {part: 1e3 * seconds[part] / max(self.epochs, 1) for part in HOST_PARTS}
 
 
 def cnn_case() -> tuple:
@@ -292,17 +339,39 @@ def clocked_fit(model, case, epochs, callbacks) -> tuple[float, float, EpochCloc
 
 def timed_fit(model, case, epochs, callbacks) -> tuple[float, list, list]:
     """(fit seconds, steady-state epoch seconds, the same in CPU seconds)."""
+    total, epoch, epoch_cpu, _ = split_fit(model, case, epochs, callbacks)
+    return total, epoch, epoch_cpu
+
+
+def split_fit(model, case, epochs, callbacks) -> tuple[float, list, list, EpochClock]:
+    """`timed_fit`'s figures and the clock, for its `split`."""
     start, end, clock = clocked_fit(model, case, epochs, callbacks)
     # Epochs 2..E: no tracing inside.
-    return end - start, list(np.diff(clock.ends)), list(np.diff(clock.cpu_ends))
+    return end - start, list(np.diff(clock.ends)), list(np.diff(clock.cpu_ends)), clock
 
 
-def run_once(case: tuple, variant: str, epochs: int, jit: object, logdir: str, gradient_freq: int):
+@dataclasses.dataclass
+class FitResult:
+    """One fit of `bench_model`: its steady-state epochs, whole and split."""
+
+    total: float
+    epochs: list
+    cpus: list
+    step_cpus: list
+    boundary_cpus: list
+    params: int
+    timer: PartTimer | None
+
+
+def run_once(
+    case: tuple, variant: str, epochs: int, jit: object, logdir: str, gradient_freq: int
+) -> FitResult:
     model = case[0]()
     compile_model(model, jit)
     callbacks, timer = make_callbacks(variant, logdir, gradient_freq)
-    total, epoch, epoch_cpu = timed_fit(model, case, epochs, callbacks)
-    return total, epoch, epoch_cpu, model.count_params(), timer
+    total, epoch, epoch_cpu, clock = split_fit(model, case, epochs, callbacks)
+    steps, boundaries = clock.split()
+    return FitResult(total, epoch, epoch_cpu, steps, boundaries, model.count_params(), timer)
 
 
 def ratios(instrumented: list, clean: list) -> tuple[float, float]:
@@ -467,15 +536,31 @@ class StepTimes:
         return 1.0 + self.added() / self.clean()
 
     def interval(self, level: float = 0.9) -> str:
-        """The ratio's `level` bootstrap interval, as "[low, high]".
+        """The ratio's `level` bootstrap interval, as "[low, high]"."""
+        draws = self.draws()
+        if draws is None:
+            return "[n/a]"
+        low, high = np.quantile(1.0 + draws[0] / draws[1], [(1 - level) / 2, (1 + level) / 2])
+        return f"[{low:.3f}, {high:.3f}]"
+
+    def added_interval(self, unit: float, level: float = 0.9) -> str:
+        """The added seconds' `level` bootstrap interval, in `unit` seconds."""
+        draws = self.draws()
+        if draws is None:
+            return "[n/a]"
+        low, high = np.quantile(draws[0] / unit, [(1 - level) / 2, (1 + level) / 2])
+        return f"[{low:+.1f}, {high:+.1f}]"
+
+    def draws(self, seed: int = 0) -> tuple[np.ndarray, np.ndarray] | None:
+        """Bootstrap draws of (added seconds, clean seconds), or None with too few pairs.
 
         Two stages, as the data were made: builds drawn with replacement,
         then each drawn build's blocks. With one build only its blocks vary,
         and the interval says nothing of the next build's luck.
         """
         if min(len(clean) for _, clean in self.builds) < 4:
-            return "[n/a]"
-        rng = np.random.default_rng(0)
+            return None
+        rng = np.random.default_rng(seed)
         resamples = 2000
         added = []  # [build, resample]: the build's median difference
         clean = []
@@ -489,9 +574,7 @@ class StepTimes:
         count = len(self.builds)
         builds = rng.integers(0, count, (resamples, count))
         columns = np.arange(resamples)[:, None]
-        ratios_ = 1.0 + added_[builds, columns].mean(1) / np.median(clean_[builds, columns], 1)
-        low, high = np.quantile(ratios_, [(1 - level) / 2, (1 + level) / 2])
-        return f"[{low:.3f}, {high:.3f}]"
+        return added_[builds, columns].mean(1), np.median(clean_[builds, columns], 1)
 
     def per_build_us(self) -> str:
         """Each build's added CPU a step, in microseconds: how much one build's luck weighs."""
@@ -524,7 +607,7 @@ def replaced(owner: Any, name: str, value: Any) -> Any:
 
 def print_step_parts(
     case: tuple, jit: object, root: str, blocks: int, gradient_freq: int, builds: int
-) -> None:
+) -> dict:
     variants = []
     for label, kwargs in STEP_PARTS:
         if gradient_freq and "gradient_freq" not in kwargs:
@@ -541,25 +624,24 @@ def print_step_parts(
     )
     for variant in variants:
         print(step_row(variant.name, cpu[variant.name]))
+    return cpu
 
 
 def print_host_parts(timers: list) -> None:
-    parts = [timer.per_epoch_ms() for timer in timers if timer is not None]
-    if not parts:
+    timers = [timer for timer in timers if timer is not None]
+    if not timers:
         return
-    medians = {part: statistics.median(p[part] for p in parts) for part in HOST_PARTS}
-    print(f"host, ms per steady-state epoch (median of {len(parts)} fits):")
-    for part, ms in medians.items():
-        print(f"  {part:<32}{ms:>8.2f}")
-    print(f"  {'total':<32}{sum(medians.values()):>8.2f}")
+    walls, cpus = ([timer.per_epoch_ms(cpu) for timer in timers] for cpu in (False, True))
+    wall = {part: statistics.median(p[part] for p in walls) for part in HOST_PARTS}
+    cpu = {part: statistics.median(p[part] for p in cpus) for part in HOST_PARTS}
+    print(f"host, ms per steady-state epoch (median of {len(timers)} fits), wall and CPU:")
+    for part in HOST_PARTS:
+        print(f"  {part:<32}{wall[part]:>8.2f}{cpu[part]:>8.2f}")
+    print(f"  {'total':<32}{sum(wall.values()):>8.2f}{sum(cpu.values()):>8.2f}")
 
 
 def bench_model(name: str, case: tuple, args, jit, root: str) -> None:
-    totals = {v: [] for v in VARIANTS}
-    epochs = {v: [] for v in VARIANTS}
-    cpus = {v: [] for v in VARIANTS}
-    timers = []
-    params = 0
+    fits: dict = {v: [] for v in VARIANTS}
     # A warm-up fit of each variant: first-use costs (imports, thread
     # pools) must not land on whichever variant happens to run first.
     for variant in VARIANTS:
@@ -567,35 +649,39 @@ def bench_model(name: str, case: tuple, args, jit, root: str) -> None:
     for rep in range(args.reps):
         for variant in VARIANTS:
             logdir = os.path.join(root, f"{name}_{variant}_{rep}")
-            total, epoch, cpu, params, timer = run_once(
-                case, variant, args.epochs, jit, logdir, args.gradient_freq
+            fits[variant].append(
+                run_once(case, variant, args.epochs, jit, logdir, args.gradient_freq)
             )
-            totals[variant].append(total)
-            epochs[variant].extend(epoch)
-            cpus[variant].extend(cpu)
-            timers.append(timer)
-    base_total = statistics.median(totals["none"])
+    clean = fits["none"]
+    base_total = statistics.median(fit.total for fit in clean)
     print(
-        f"\n{name}: {params:,} parameters, {args.epochs} epochs, jit_compile={args.jit}, "
-        f"{args.reps} interleaved repetitions; ratios of the medians, then paired by epoch"
+        f"\n{name}: {clean[0].params:,} parameters, {args.epochs} epochs, "
+        f"jit_compile={args.jit}, {args.reps} interleaved repetitions; ratios of the "
+        "medians, then paired by epoch, then by fit (the interval draws fits, then their "
+        "epochs: a whole fit's steps run 5-8% apart from the next fit's)"
     )
     print(
         f"{'variant':<14}{'epoch ratio':>12}{'cpu ratio':>11}{'paired':>9}{'paired cpu':>12}"
         f"{'fit ratio':>11}{'epoch s':>10}{'epoch cpu s':>13}{'fit s':>9}"
-        f"{'paired cpu, 90% interval':>27}"
+        f"{'by fit, cpu':>13}{'90% interval':>18}"
     )
     for variant in VARIANTS:
-        epoch, paired = ratios(epochs[variant], epochs["none"])
-        cpu, paired_cpu = ratios(cpus[variant], cpus["none"])
-        total = statistics.median(totals[variant])
+        runs = fits[variant]
+        epochs = [e for fit in runs for e in fit.epochs]
+        cpus = [c for fit in runs for c in fit.cpus]
+        epoch, paired = ratios(epochs, [e for fit in clean for e in fit.epochs])
+        cpu, paired_cpu = ratios(cpus, [c for fit in clean for c in fit.cpus])
+        total = statistics.median(fit.total for fit in runs)
+        by_fit = StepTimes([(fit.cpus, base.cpus) for fit, base in zip(runs, clean)])
         print(
             f"{variant:<14}{epoch:>12.3f}{cpu:>11.3f}{paired:>9.3f}{paired_cpu:>12.3f}"
-            f"{total / base_total:>11.3f}{statistics.median(epochs[variant]):>10.4f}"
-            f"{statistics.median(cpus[variant]):>13.4f}{total:>9.3f}"
-            f"{paired_interval(cpus[variant], cpus['none']):>27}"
+            f"{total / base_total:>11.3f}{statistics.median(epochs):>10.4f}"
+            f"{statistics.median(cpus):>13.4f}{total:>9.3f}"
+            f"{by_fit.ratio():>13.3f}{by_fit.interval():>18}"
         )
-    print_host_parts(timers)
-    print_step_parts(
+    boundary = print_epoch_split(fits["stagnation"], clean)
+    print_host_parts([fit.timer for fit in fits["stagnation"]])
+    steps = print_step_parts(
         case,
         jit,
         os.path.join(root, f"{name}_step"),
@@ -603,6 +689,67 @@ def bench_model(name: str, case: tuple, args, jit, root: str) -> None:
         args.gradient_freq,
         args.step_builds,
     )
+    defaults = steps[STEP_PARTS[2][0]]
+    per_epoch = len(case[1]) // case[3]
+    print_epoch_from_parts(defaults, boundary, sorted({per_epoch, 10 * per_epoch}))
+
+
+def print_epoch_split(instrumented: list, clean: list) -> StepTimes:
+    """Where the epoch's added CPU lands inside the fits: its steps or its boundary.
+
+    The steps here are `fit`'s own (the data pipeline, Keras's per-batch
+    work and ours); the boundary holds our epoch-end and epoch-begin work and
+    Keras's. Paired by fit, intervals over fits, as the epoch ratio above.
+    """
+    steps = StepTimes([(fit.step_cpus, base.step_cpus) for fit, base in zip(instrumented, clean)])
+    boundary = StepTimes(
+        [(fit.boundary_cpus, base.boundary_cpus) for fit, base in zip(instrumented, clean)]
+    )
+    epoch = statistics.median(c for fit in clean for c in fit.cpus)
+    print("inside the fits' epochs, CPU, stagnation against none:")
+    print(
+        f"  a step        {steps.added() * 1e6:+8.0f} us {steps.added_interval(1e-6):>18} us"
+        f"  of {steps.clean() * 1e3:.2f} ms: {steps.ratio():.3f} {steps.interval()}"
+    )
+    print(
+        f"  the boundary  {boundary.added() * 1e3:+8.1f} ms {boundary.added_interval(1e-3):>18} ms"
+        f"  of {boundary.clean() * 1e3:.1f} ms: {boundary.added() / epoch:+.1%} of the epoch"
+    )
+    return boundary
+
+
+def epoch_from_parts(
+    step: StepTimes, boundary: StepTimes, length: int, level: float = 0.9
+) -> tuple[float, float | None, float | None]:
+    """The epoch's CPU ratio built from its two parts that this machine measures well.
+
+    1 + (a step's added CPU x `length` + the boundary's added CPU) / (the
+    same, clean), and its `level` bootstrap interval (None, None with too few
+    pairs), which draws the two parts independently. The step comes from the
+    step A/B (blocks of steps interleaved within milliseconds), the boundary
+    from the fits (our epoch-end work, paired within each fit). A whole fit's
+    steps swing by 5-8% from one fit to the next on this machine, paired or
+    not (2026-12-04): hence the direct epoch ratio's intervals 15-20 points wide.
+    """
+    ratio = 1 + (step.added() * length + boundary.added()) / (
+        step.clean() * length + boundary.clean()
+    )
+    step_draws, boundary_draws = step.draws(seed=1), boundary.draws(seed=2)
+    if step_draws is None or boundary_draws is None:
+        return ratio, None, None
+    added = step_draws[0] * length + boundary_draws[0]
+    ratios_ = 1 + added / (step_draws[1] * length + boundary_draws[1])
+    low, high = np.quantile(ratios_, [(1 - level) / 2, (1 + level) / 2])
+    return ratio, float(low), float(high)
+
+
+def print_epoch_from_parts(step: StepTimes, boundary: StepTimes, lengths: list[int]) -> None:
+    print("the steady-state epoch from its parts (a step's CPU from the step A/B, the boundary's")
+    print("from the fits), CPU ratio at the defaults:")
+    for length in lengths:
+        ratio, low, high = epoch_from_parts(step, boundary, length)
+        interval = "[n/a]" if low is None else f"[{low:.3f}, {high:.3f}]"
+        print(f"  {length:>6} steps an epoch{ratio:>10.3f} {interval}")
 
 
 def bench_layers(counts: list[int], args, jit, root: str) -> None:
