@@ -611,8 +611,22 @@ def test_probe_size_zero_turns_prediction_statistics_off(tmp_path):
     run = read_run(tmp_path)
     assert not run.scalar(tags.PRED_ENTROPY)
     assert np.all(np.isnan(run.layer(tags.LAYER_DEAD_FRACTION, 0)))
-    # Two steps, the default gradient_freq (8) measures the first of each epoch.
+    # Two steps, the default gradient_freq (32) measures the first of each epoch.
     assert run.series(tags.GRAD_STEPS) == [1.0]
+
+
+def test_by_default_every_32nd_step_and_each_epochs_first_are_measured(tmp_path):
+    # 40 steps an epoch: steps 0 and 32 of each epoch; a second epoch starts again at 0.
+    x, y = _classification_data(n=40 * 8)
+    model = _sequential()
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(
+        x, y, batch_size=8, epochs=2, verbose=0, callbacks=[StagnationCallback(str(tmp_path))]
+    )
+    run = read_run(tmp_path)
+    assert run.series(tags.BATCHES_SEEN) == [40.0, 40.0]
+    assert run.series(tags.GRAD_STEPS) == [2.0, 2.0]
+    assert run.card()["gradient_freq"] == 32
 
 
 @pytest.mark.parametrize(

@@ -215,7 +215,7 @@ def test_an_interrupt_outside_the_train_step_is_cleaned_up_by_the_next_fit(tmp_p
     _assert_restored(model)
     run = read_run(tmp_path / "b")
     assert run.series(tags.BATCHES_SEEN) == [3.0, 3.0]
-    assert run.series(tags.GRAD_STEPS) == [1.0, 1.0]  # the default gradient_freq is 8
+    assert run.series(tags.GRAD_STEPS) == [1.0, 1.0]  # the default gradient_freq is 32
 
 
 def test_fit_twice_continues_the_run(tmp_path):

@@ -112,9 +112,11 @@ class StagnationCallback(_KerasCallback):
             logging to the same folder goes on after the epochs it already
             holds (as `initial_epoch` would number them). Defaults to `"logs"`.
         update_freq: `"epoch"`, `"batch"` or an integer N. With `"batch"` or
-            N, the loss and the global gradient norm of the latest training
-            step are also written every N batches (`batch/loss`,
-            `batch/grad_global_norm`, step = global batch index). Writing
+            N, the loss of the latest training step and the global gradient
+            norm of the latest measured one (see `gradient_freq`) are also
+            written every N batches (`batch/loss`, `batch/grad_global_norm`,
+            step = global batch index; a norm only when a new one was
+            measured). Writing
             often reads the device often and slows training. Defaults to
             `"epoch"`.
         probe_size: how many of the first training samples to keep (on the
@@ -125,8 +127,9 @@ class StagnationCallback(_KerasCallback):
             (`inputs/std`, `inputs/max_abs`), every `gradient_freq` training
             steps and at the first step of every epoch: the two statistics
             that take a pass over large tensors. `gradients/steps` counts the
-            measured steps. 1 measures every step, which on small models on
-            CPU costs a few percent more step time. Defaults to 8.
+            measured steps. A measured step reads every gradient once: on
+            small models on CPU, measuring every 8th step cost 1.5-2% more
+            step time than every 32nd. 1 measures every step. Defaults to 32.
         verbose: 0 is silent, 1 prints where the logs go and a one-line
             summary per epoch. Defaults to 0.
         preflight: after the first training batch, report what cannot work
@@ -172,7 +175,7 @@ class StagnationCallback(_KerasCallback):
         log_dir: str | os.PathLike = "logs",
         update_freq: str | int = "epoch",
         probe_size: int = 256,
-        gradient_freq: int = 8,
+        gradient_freq: int = 32,
         verbose: int = 0,
         preflight: bool = True,
         overfit_check: bool = False,

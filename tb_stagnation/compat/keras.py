@@ -477,7 +477,7 @@ def unlowered_cond(tf: Any, pred: Any, true_fn: Callable, false_fn: Callable) ->
     Why: outside XLA, TensorFlow lowers a cond in a `tf.function` to one
     Switch op per input and runs every op of the branch not taken as a dead
     node, on every step. Our per-step conds guard work that runs on few
-    steps (the gradient pass every 8th, the probe until it is full) and
+    steps (the gradient pass every 32nd, the probe until it is full) and
     their branches are tens of ops: kept as one functional `If`, a step
     that skips them runs one op and a call of the small branch. On a
     10-layer Dense stack (a 1.4 ms step) the step's overhead fell from
