@@ -130,8 +130,8 @@ HOST_PARTS = {
 # `gradient_freq` past the run the gradient pass's `tf.cond` is still in the
 # step, never taken: its cost on every step (it takes every gradient as an
 # input) counts in "data statistics". The last row measures every step (and
-# then builds no cond at all), so (its cost - the defaults' cost) / (1 - 1/8)
-# is roughly one measured step's work.
+# then builds no cond at all), so (its cost - the defaults' cost) /
+# (1 - 1/gradient_freq) is roughly one measured step's work.
 STEP_PARTS = (
     ("data statistics", {"gradient_freq": 10**9, "probe_size": 0}),
     ("+ probe fill", {"gradient_freq": 10**9}),
@@ -337,14 +337,8 @@ def clocked_fit(model, case, epochs, callbacks) -> tuple[float, float, EpochCloc
     return start, time.perf_counter(), clock
 
 
-def timed_fit(model, case, epochs, callbacks) -> tuple[float, list, list]:
-    """(fit seconds, steady-state epoch seconds, the same in CPU seconds)."""
-    total, epoch, epoch_cpu, _ = split_fit(model, case, epochs, callbacks)
-    return total, epoch, epoch_cpu
-
-
-def split_fit(model, case, epochs, callbacks) -> tuple[float, list, list, EpochClock]:
-    """`timed_fit`'s figures and the clock, for its `split`."""
+def timed_fit(model, case, epochs, callbacks) -> tuple[float, list, list, EpochClock]:
+    """(fit seconds, steady-state epoch seconds, the same in CPU seconds, the clock)."""
     start, end, clock = clocked_fit(model, case, epochs, callbacks)
     # Epochs 2..E: no tracing inside.
     return end - start, list(np.diff(clock.ends)), list(np.diff(clock.cpu_ends)), clock
@@ -369,7 +363,7 @@ def run_once(
     model = case[0]()
     compile_model(model, jit)
     callbacks, timer = make_callbacks(variant, logdir, gradient_freq)
-    total, epoch, epoch_cpu, clock = split_fit(model, case, epochs, callbacks)
+    total, epoch, epoch_cpu, clock = timed_fit(model, case, epochs, callbacks)
     steps, boundaries = clock.split()
     return FitResult(total, epoch, epoch_cpu, steps, boundaries, model.count_params(), timer)
 
@@ -775,7 +769,7 @@ def bench_layers(counts: list[int], args, jit, root: str) -> None:
                 callbacks, timer = make_callbacks(
                     variant, os.path.join(root, f"stack{count}_{rep}"), args.gradient_freq
                 )
-                _, epoch, cpu = timed_fit(model, case, args.epochs, callbacks)
+                _, epoch, cpu, _ = timed_fit(model, case, args.epochs, callbacks)
                 epochs[variant].extend(epoch)
                 cpus[variant].extend(cpu)
                 timers.append(timer)
